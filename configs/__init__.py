@@ -1,0 +1,1 @@
+"""YAML presets shipped with spikerl (one file per experiment)."""

@@ -1,0 +1,5 @@
+import sys
+
+from spikerl.cli import main
+
+sys.exit(main())
