@@ -52,7 +52,8 @@ class LIFNeuron(SpikingNeuron):
         )
 
     def hparams(self) -> dict[str, Any]:
-        return {**super().hparams(), "decay": float(self.decay)}
+        decay = self.decay
+        return {**super().hparams(), "decay": float(decay.detach()) if isinstance(decay, torch.Tensor) else decay}
 
 
 class IFNeuron(LIFNeuron):

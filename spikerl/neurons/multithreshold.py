@@ -14,8 +14,7 @@ from typing import Any
 
 import torch
 
-from spikerl.neurons.base import State, check_unit_interval
-from spikerl.neurons.base import SpikingNeuron
+from spikerl.neurons.base import SpikingNeuron, State, check_unit_interval
 
 
 class MultiThresholdNeuron(SpikingNeuron):
