@@ -1,0 +1,213 @@
+"""Compare training runs: a markdown table (mean ± std over seeds) and learning-curve plots.
+
+A run directory (written by ``spikerl train``) holds ``config.yaml``, ``evaluations.csv`` (step, mean,
+std of the periodic deterministic evaluations), ``metrics.json`` (steps/s, ...) and, after
+``spikerl evaluate``, ``evaluation.json`` (return, firing rate, energy per decision). Runs are grouped by
+(env, variant); a variant is the preset name (``td3-proxy-lif``, ``td3-ann``, ...).
+
+Per run: final return = the last evaluation's mean, best return = the max over evaluations (the
+"max average return" of the TD3 / Proxy Target papers, which flatters unstable runs: both are shown).
+Across seeds: mean ± population std (ddof = 0), and n.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+@dataclass
+class RunRecord:
+    """What ``compare`` reads from one run directory."""
+
+    path: Path
+    env: str
+    variant: str
+    seed: int | None
+    steps: np.ndarray
+    means: np.ndarray
+    steps_per_s: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def final(self) -> float:
+        return float(self.means[-1]) if len(self.means) else math.nan
+
+    @property
+    def best(self) -> float:
+        return float(self.means.max()) if len(self.means) else math.nan
+
+
+def variant_name(config: dict) -> str:
+    """Preset-style name of a run: ``config['preset']`` if present, else derived from algo/target/actor."""
+    for key in ("preset", "name"):
+        if config.get(key):
+            return str(config[key])
+    algo = str(config.get("algo", "td3"))
+    policy = str(config.get("policy", "SNNPolicy"))
+    if policy.lower().startswith("mlp"):
+        actor = "ann"
+    else:
+        actor = str((config.get("actor") or {}).get("neuron", "snn"))
+    proxy = "proxy-" if config.get("target") == "proxy" else ""
+    return f"{algo}-{proxy}{actor}"
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run directories among ``paths``: each path itself if it holds ``config.yaml``, else those below it."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"no such run directory: {p}")
+        if (p / "config.yaml").is_file():
+            found.append(p)
+        else:
+            found.extend(sorted(c.parent for c in p.rglob("config.yaml")))
+    if not found:
+        raise FileNotFoundError(
+            f"no run directories (folders with config.yaml) under: {', '.join(map(str, paths))}"
+        )
+    return sorted(set(found))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read one run directory."""
+    path = Path(path)
+    cfg_file = path / "config.yaml"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{path} is not a run directory: it has no config.yaml")
+    config = yaml.safe_load(cfg_file.read_text()) or {}
+    steps, means = [], []
+    evals = path / "evaluations.csv"
+    if evals.is_file():
+        with evals.open() as fh:
+            for row in csv.DictReader(fh):
+                steps.append(float(row["step"]))
+                means.append(float(row["mean"]))
+    metrics = _read_json(path / "metrics.json")
+    extra = {**_read_json(path / "evaluation.json")}
+    seed = config.get("seed")
+    return RunRecord(path=path, env=str(config.get("env", "?")), variant=variant_name(config),
+                     seed=int(seed) if seed is not None else None, steps=np.asarray(steps),
+                     means=np.asarray(means), steps_per_s=metrics.get("steps_per_s"), extra=extra)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float, int]:
+    vals = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if len(vals) == 0:
+        return math.nan, math.nan, 0
+    return float(vals.mean()), float(vals.std()), len(vals)
+
+
+def _fmt(mean: float, std: float, n: int, digits: int = 1) -> str:
+    if n == 0:
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+
+
+def group_runs(runs: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
+    for r in runs:
+        groups[(r.env, r.variant)].append(r)
+    return dict(sorted(groups.items()))
+
+
+def summary_rows(runs: Sequence[RunRecord]) -> list[dict]:
+    """One dict per (env, variant): n seeds and mean/std of final, best, steps/s, firing rate, energy."""
+    rows = []
+    for (env, variant), group in group_runs(runs).items():
+        row = {"env": env, "variant": variant, "seeds": len(group)}
+        for key, values in (
+            ("final", [r.final for r in group]),
+            ("best", [r.best for r in group]),
+            ("steps_per_s", [r.steps_per_s for r in group]),
+            ("firing_rate", [r.extra.get("firing_rate") for r in group]),
+            ("energy_nj", [r.extra.get("energy_nj") for r in group]),
+        ):
+            row[key] = _mean_std(values)
+        rows.append(row)
+    return rows
+
+
+def markdown_table(runs: Sequence[RunRecord]) -> str:
+    """The comparison table in markdown."""
+    header = ("| env | variant | seeds | final return | best return | steps/s | firing rate | energy/decision (nJ) |\n"
+              "|---|---|---|---|---|---|---|---|")
+    lines = [header]
+    for row in summary_rows(runs):
+        lines.append(
+            f"| {row['env']} | {row['variant']} | {row['seeds']} | {_fmt(*row['final'])} | {_fmt(*row['best'])} | "
+            f"{_fmt(*row['steps_per_s'])} | {_fmt(*row['firing_rate'], digits=3)} | "
+            f"{_fmt(*row['energy_nj'], digits=2)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def mean_curve(group: Sequence[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and std over seeds on the steps every run reached (linear interpolation between evals)."""
+    usable = [r for r in group if len(r.steps)]
+    if not usable:
+        return np.array([]), np.array([]), np.array([])
+    last = min(r.steps.max() for r in usable)
+    grid = np.unique(np.concatenate([r.steps[r.steps <= last] for r in usable]))
+    curves = np.stack([np.interp(grid, r.steps, r.means) for r in usable])
+    return grid, curves.mean(0), curves.std(0)
+
+
+def plot_curves(runs: Sequence[RunRecord], out_png: str | Path) -> Path:
+    """Learning curves, one panel per env, mean line with a shaded ±std band per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = group_runs(runs)
+    envs = sorted({env for env, _ in groups})
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        for (genv, variant), group in groups.items():
+            if genv != env:
+                continue
+            x, m, s = mean_curve(group)
+            if not len(x):
+                continue
+            ax.plot(x, m, label=f"{variant} (n={len(group)})")
+            ax.fill_between(x, m - s, m + s, alpha=0.2)
+        ax.set_title(env)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return out_png
+
+
+def compare_runs(paths: Iterable[str | Path], out_dir: str | Path) -> tuple[Path, Path, list[RunRecord]]:
+    """Read runs, write ``comparison.md`` and ``curves.png`` into ``out_dir``; return their paths."""
+    runs = [load_run(p) for p in find_runs(paths)]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = out_dir / "comparison.md"
+    md.write_text("# Comparison\n\nMean ± std over seeds (population std); best = max over evaluations.\n\n"
+                  + markdown_table(runs))
+    png = plot_curves(runs, out_dir / "curves.png")
+    return md, png, runs
