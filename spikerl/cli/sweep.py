@@ -1,0 +1,73 @@
+"""``spikerl sweep``: a grid of env x preset x seed on a local process pool or on Ray."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a grid of presets x envs x seeds (local pool or Ray), then compare",
+        description="Each trial is an ordinary run directory OUT/<env>/<preset>/s<seed>. Re-running with the same "
+        "--out skips finished trials and resumes interrupted ones from their checkpoints; a failing trial "
+        "does not stop the others. At the end, comparison.md and curves.png are written into OUT.")
+    p.add_argument("presets", nargs="?", help="preset names or YAML paths, comma-separated: td3-ann,td3-proxy-lif")
+    p.add_argument("--file", help="YAML sweep file with presets, envs, seeds and optional steps, set, out, backend, "
+                   "max_parallel, address (command-line flags override it)")
+    p.add_argument("--envs", help="env ids, comma-separated (e.g. Hopper-v5,Walker2d-v5)")
+    p.add_argument("--seeds", help="seed range or list: 0-4 or 0,3,7")
+    p.add_argument("--steps", type=int, help="training steps per trial (default: the preset's)")
+    p.add_argument("--set", nargs="+", default=None, metavar="KEY=VALUE", help="config overrides for every trial")
+    p.add_argument("--out", help="sweep output folder (default sweeps/<timestamp>)")
+    p.add_argument("--backend", choices=("local", "ray"), help="local process pool (default) or Ray")
+    p.add_argument("--max-parallel", type=int, help="concurrent trials (default: number of CPU cores)")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--no-live", action="store_true", help="no live table (for logs and CI)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from spikerl.cli import CLIError
+    from spikerl.compare import compare_runs
+    from spikerl.sweep import expand_grid, load_sweep_file, run_sweep, summarize
+
+    spec: dict = {}
+    if args.file:
+        try:
+            spec = load_sweep_file(args.file)
+        except (OSError, ValueError) as err:
+            raise CLIError(str(err)) from None
+    presets = args.presets or spec.get("presets")
+    envs = args.envs or spec.get("envs")
+    seeds = args.seeds if args.seeds is not None else spec.get("seeds")
+    if not presets or not envs or seeds is None:
+        raise CLIError("a sweep needs presets, --envs and --seeds (or a --file that gives them), e.g. "
+                       "spikerl sweep td3-ann,td3-proxy-lif --envs Hopper-v5 --seeds 0-2")
+    out = Path(args.out or spec.get("out") or f"sweeps/{time.strftime('%Y%m%d-%H%M%S')}")
+    overrides = args.set if args.set is not None else spec.get("set", [])
+    try:
+        trials = expand_grid(presets, envs, seeds, out, steps=args.steps or spec.get("steps"), overrides=overrides)
+        results = run_sweep(trials, backend=args.backend or spec.get("backend", "local"),
+                            max_parallel=args.max_parallel or spec.get("max_parallel"),
+                            address=args.address or spec.get("address"), live=not args.no_live)
+    except (ValueError, RuntimeError) as err:
+        raise CLIError(str(err)) from None
+    summary = summarize(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep_summary.json").write_text(json.dumps(summary, indent=2))
+    console = Console()
+    console.print(f"sweep: {summary['done']} done ({summary['resumed']} resumed), {summary['skipped']} already "
+                  f"finished, {summary['failed']} failed")
+    for f in summary["failures"]:
+        console.print(f"[red]failed[/] {f['trial']}: {f['error']}")
+    try:
+        md, png, _ = compare_runs([out], out)
+        console.print(f"wrote {md} and {png}")
+    except FileNotFoundError:
+        console.print("no finished run to compare")
+    return 1 if summary["failed"] else 0
