@@ -1,0 +1,273 @@
+"""SB3 callbacks of a spikerl run: periodic evaluation, atomic checkpoints, a rich progress bar.
+
+Timing. SB3's off-policy loop is ``collect (env step, num_timesteps += 1, on_step) -> store transition ->
+train``; ``on_rollout_start`` runs at the top of the next collection, when the replay buffer holds
+every transition up to ``num_timesteps`` and the gradient step for it is done. Evaluation and
+checkpoints therefore run in ``on_rollout_start`` (and once more at the end of training), so that a
+checkpoint taken at step ``n`` is exactly the state after ``n`` steps, and the evaluation logged at
+step ``n`` is of that same policy.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv
+
+CHECKPOINT_PREFIX = "step_"
+EVAL_HEADER = ("step", "mean_return", "std_return", "wall_time_s")
+
+
+@dataclass
+class EvalRecord:
+    step: int
+    mean: float
+    std: float
+    wall_time: float
+
+
+@dataclass
+class RunClock:
+    """Training wall time that survives resume: time banked at the checkpoint plus this session's."""
+
+    banked: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed(self) -> float:
+        return self.banked + (time.perf_counter() - self.started)
+
+
+def read_evaluations(path: Path, up_to_step: int | None = None) -> list[EvalRecord]:
+    """Rows of ``evaluations.csv`` (a torn last line from a killed process is skipped)."""
+    rows: list[EvalRecord] = []
+    if not path.is_file():
+        return rows
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                rec = EvalRecord(int(row["step"]), float(row["mean_return"]), float(row["std_return"]),
+                                 float(row["wall_time_s"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if up_to_step is None or rec.step <= up_to_step:
+                rows.append(rec)
+    return rows
+
+
+def write_evaluations(path: Path, rows: list[EvalRecord]) -> None:
+    """Rewrite ``evaluations.csv`` atomically (used on resume to drop rows after the checkpoint)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(EVAL_HEADER)
+        for r in rows:
+            w.writerow([r.step, repr(r.mean), repr(r.std), f"{r.wall_time:.3f}"])
+    os.replace(tmp, path)
+
+
+class EvalCallback(BaseCallback):
+    """Every ``freq`` env steps (and at step 0 and at the end): ``episodes`` episodes on ``eval_env``.
+
+    The eval env is re-seeded with ``eval_seed`` before every evaluation, so each evaluation sees the
+    same start states (the Proxy Target protocol re-creates its eval env with seed + 100 each time).
+    Appends ``step, mean_return, std_return, wall_time_s`` to ``csv_path`` and logs ``eval/*``.
+    """
+
+    def __init__(self, eval_env: VecEnv, csv_path: Path, freq: int, episodes: int, deterministic: bool,
+                 eval_seed: int, clock: RunClock, history: list[EvalRecord] | None = None,
+                 on_eval: Callable[[EvalRecord], None] | None = None) -> None:
+        super().__init__()
+        self.eval_env, self.csv_path, self.freq = eval_env, Path(csv_path), int(freq)
+        self.episodes, self.deterministic, self.eval_seed = int(episodes), bool(deterministic), int(eval_seed)
+        self.clock, self.on_eval = clock, on_eval
+        self.history: list[EvalRecord] = list(history or [])
+        last = self.history[-1].step if self.history else -1
+        self.next_step = 0 if last < 0 else (last // self.freq + 1) * self.freq
+
+    @property
+    def last(self) -> EvalRecord | None:
+        return self.history[-1] if self.history else None
+
+    @property
+    def best(self) -> EvalRecord | None:
+        return max(self.history, key=lambda r: r.mean) if self.history else None
+
+    def evaluate(self) -> EvalRecord:
+        self.eval_env.seed(self.eval_seed)
+        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes,
+                                     deterministic=self.deterministic, return_episode_rewards=True, warn=False)
+        rec = EvalRecord(int(self.num_timesteps), float(np.mean(returns)), float(np.std(returns)),
+                         self.clock.elapsed())
+        self.history.append(rec)
+        new = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as fh:
+            w = csv.writer(fh)
+            if new:
+                w.writerow(EVAL_HEADER)
+            w.writerow([rec.step, repr(rec.mean), repr(rec.std), f"{rec.wall_time:.3f}"])
+            fh.flush()
+        self.logger.record("eval/mean_return", rec.mean)
+        self.logger.record("eval/std_return", rec.std)
+        self.logger.dump(rec.step)
+        self.next_step = (rec.step // self.freq + 1) * self.freq
+        if self.on_eval is not None:
+            self.on_eval(rec)
+        return rec
+
+    def _maybe_evaluate(self) -> None:
+        if self.num_timesteps >= self.next_step:
+            self.evaluate()
+
+    def _on_training_start(self) -> None:
+        self._maybe_evaluate()
+
+    def _on_rollout_start(self) -> None:
+        self._maybe_evaluate()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.last is None or self.last.step < self.num_timesteps:
+            self.evaluate()
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+    """Write through ``write(file)`` to ``path.tmp``, fsync, then ``os.replace`` onto ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def checkpoint_files(ckpt_dir: Path, step: int) -> tuple[Path, Path, Path]:
+    """(model zip, replay buffer pickle, JSON marker) of the checkpoint at ``step``."""
+    stem = f"{CHECKPOINT_PREFIX}{step:010d}"
+    return ckpt_dir / f"{stem}.zip", ckpt_dir / f"{stem}.replay.pkl", ckpt_dir / f"{stem}.json"
+
+
+def save_checkpoint(model: Any, ckpt_dir: Path, state: dict[str, Any], keep: int) -> Path:
+    """Model + replay buffer + JSON (step count, sizes, run state), each written atomically.
+
+    The JSON is written last: a checkpoint without its JSON was interrupted and is ignored on resume.
+    The sizes recorded in it let resume detect a truncated or replaced file. Keeps the newest ``keep``.
+    """
+    import pickle
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    step = int(model.num_timesteps)
+    zip_path, buf_path, meta_path = checkpoint_files(ckpt_dir, step)
+    _atomic_write(zip_path, model.save)
+    _atomic_write(buf_path, lambda fh: pickle.dump(model.replay_buffer, fh, protocol=pickle.HIGHEST_PROTOCOL))
+    meta = {"step": step, "model": zip_path.name, "replay_buffer": buf_path.name,
+            "sizes": {zip_path.name: zip_path.stat().st_size, buf_path.name: buf_path.stat().st_size},
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **state}
+    _atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
+    for old in list_checkpoints(ckpt_dir)[:-keep]:
+        for p in checkpoint_files(ckpt_dir, old):
+            p.unlink(missing_ok=True)
+    return meta_path
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[int]:
+    """Steps of the committed checkpoints (those with a JSON marker), oldest first."""
+    steps = []
+    for p in ckpt_dir.glob(f"{CHECKPOINT_PREFIX}*.json"):
+        try:
+            steps.append(int(p.stem[len(CHECKPOINT_PREFIX):]))
+        except ValueError:
+            continue
+    return sorted(steps)
+
+
+class CheckpointCallback(BaseCallback):
+    """Every ``every`` env steps: :func:`save_checkpoint` with the run state from ``state_fn()``."""
+
+    def __init__(self, ckpt_dir: Path, every: int, keep: int, state_fn: Callable[[], dict[str, Any]]) -> None:
+        super().__init__()
+        self.ckpt_dir, self.every, self.keep, self.state_fn = Path(ckpt_dir), int(every), int(keep), state_fn
+        self.next_step: int | None = None
+
+    def _on_training_start(self) -> None:
+        self.next_step = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_rollout_start(self) -> None:
+        assert self.next_step is not None
+        if self.num_timesteps >= self.next_step:
+            save_checkpoint(self.model, self.ckpt_dir, self.state_fn(), self.keep)
+            self.next_step = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class RichProgressCallback(BaseCallback):
+    """A rich progress bar: steps done/total, steps/s, last evaluation return, ETA."""
+
+    def __init__(self, total: int, description: str, last_eval: Callable[[], EvalRecord | None],
+                 console: Any = None) -> None:
+        super().__init__()
+        self.total, self.description, self.last_eval, self.console = int(total), description, last_eval, console
+        self.progress: Any = None
+        self.task: Any = None
+        self._shown_eval: EvalRecord | None = None
+
+    def _eval_text(self) -> str:
+        rec = self.last_eval()
+        return "eval -" if rec is None else f"eval {rec.mean:.1f} ± {rec.std:.1f} @ {rec.step}"
+
+    def _on_training_start(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class StepsPerSecond(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                speed = task.speed
+                return Text("- steps/s" if speed is None or not math.isfinite(speed) else f"{speed:.0f} steps/s")
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 StepsPerSecond(), TextColumn("{task.fields[eval]}"), TimeElapsedColumn(),
+                                 TextColumn("eta"), TimeRemainingColumn(), console=self.console,
+                                 refresh_per_second=4, speed_estimate_period=60.0)
+        self.progress.start()
+        self.task = self.progress.add_task(self.description, total=self.total, completed=self.num_timesteps,
+                                           eval=self._eval_text())
+
+    def _on_step(self) -> bool:
+        rec = self.last_eval()
+        if rec is not self._shown_eval:
+            self._shown_eval = rec
+            self.progress.update(self.task, completed=self.num_timesteps, eval=self._eval_text())
+        else:
+            self.progress.update(self.task, completed=self.num_timesteps)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=self.num_timesteps, eval=self._eval_text())
+            self.progress.stop()
+            self.progress = None

@@ -1,0 +1,141 @@
+"""What ProxyTD3 and ProxySAC share: target options, the proxy and its optimizer, the PLIF learning-rate
+group, the non-finite loss guard, save/load of the proxy, and the spiking diagnostics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch as th
+from spikerl.agents.diagnostics import snn_diagnostics
+from spikerl.agents.errors import NonFiniteLossError
+from spikerl.agents.policies import spiking_network
+from spikerl.agents.proxy import ProxyActor, proxy_update
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.utils import update_learning_rate
+
+TARGETS = ("proxy", "soft")
+PLIF_PARAM_SUFFIX = "decay_logit"
+
+
+def check_proxy_options(target: str, proxy_hidden: Sequence[int], proxy_lr: float, proxy_iters: int,
+                        plif_lr: float | None, diagnostics_every: int) -> None:
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS} ('proxy': Proxy Target ANN, 'soft': Polyak target), "
+                         f"got {target!r}")
+    if isinstance(proxy_hidden, str | int) or not proxy_hidden or any(int(h) < 1 for h in proxy_hidden):
+        raise ValueError(f"proxy_hidden must be a non-empty list of positive layer sizes such as [512, 512], "
+                         f"got {proxy_hidden!r}")
+    if not (isinstance(proxy_lr, int | float) and proxy_lr > 0):
+        raise ValueError(f"proxy_lr must be a positive number (paper: 1e-3 LIF, 3e-3 CLIF/DN), got {proxy_lr!r}")
+    if not (isinstance(proxy_iters, int) and not isinstance(proxy_iters, bool) and proxy_iters >= 1):
+        raise ValueError(f"proxy_iters (K) must be an integer >= 1 (paper: 3), got {proxy_iters!r}")
+    if plif_lr is not None and not (isinstance(plif_lr, int | float) and plif_lr > 0):
+        raise ValueError(f"plif_lr must be None (default) or a positive number, got {plif_lr!r}")
+    if not (isinstance(diagnostics_every, int) and diagnostics_every >= 0):
+        raise ValueError(f"diagnostics_every must be an integer >= 0 (0 = off), got {diagnostics_every!r}")
+
+
+class ProxyTargetMixin:
+    """Mixed into SB3's TD3/SAC subclasses; expects SB3's attributes (policy, actor, replay_buffer, ...)."""
+
+    target: str
+    proxy_hidden: tuple[int, ...]
+    proxy_lr: float
+    proxy_iters: int
+    plif_lr: float | None
+    diagnostics_every: int
+    proxy: ProxyActor | None
+    replay_buffer: ReplayBuffer
+
+    # -- construction -------------------------------------------------------------------------------
+    def _init_proxy_options(self, target: str, proxy_hidden: Sequence[int], proxy_lr: float, proxy_iters: int,
+                            plif_lr: float | None, diagnostics_every: int) -> None:
+        check_proxy_options(target, proxy_hidden, proxy_lr, proxy_iters, plif_lr, diagnostics_every)
+        self.target = target
+        self.proxy_hidden = tuple(int(h) for h in proxy_hidden)
+        self.proxy_lr, self.proxy_iters = float(proxy_lr), int(proxy_iters)
+        self.plif_lr = None if plif_lr is None else float(plif_lr)
+        self.diagnostics_every = int(diagnostics_every)
+        self.proxy = None
+
+    @property
+    def effective_plif_lr(self) -> float:
+        """PLIF decay learning rate: ``plif_lr``, else proxy_lr * 0.1 under proxy and 1e-4 otherwise."""
+        if self.plif_lr is not None:
+            return self.plif_lr
+        return self.proxy_lr * 0.1 if self.target == "proxy" else 1e-4
+
+    def _setup_proxy(self, squash: bool) -> None:
+        """Build the proxy (target="proxy") and the actor optimizer's PLIF group; after SB3's _setup_model."""
+        actor = self.policy.actor
+        plif = [p for n, p in actor.named_parameters() if n.endswith(PLIF_PARAM_SUFFIX)]
+        if plif:
+            ids = {id(p) for p in plif}
+            rest = [p for p in actor.parameters() if id(p) not in ids]
+            actor.optimizer = self.policy.optimizer_class(
+                [{"params": rest}, {"params": plif, "lr": self.effective_plif_lr, "name": "plif"}],
+                lr=self.lr_schedule(1), **self.policy.optimizer_kwargs)
+        if self.target != "proxy":
+            self.proxy = None
+            return
+        obs_dim = int(self.observation_space.shape[0])
+        act_dim = int(self.action_space.shape[0])
+        self.proxy = ProxyActor(obs_dim, act_dim, self.proxy_hidden, squash=squash).to(self.device)
+        self.proxy.optimizer = th.optim.Adam(self.proxy.parameters(), lr=self.proxy_lr)
+
+    def _update_learning_rates(self, optimizers: list[th.optim.Optimizer]) -> None:
+        """SB3's schedule for actor/critic (and alpha); constant lrs for the PLIF group and the proxy."""
+        self._update_learning_rate(optimizers)
+        for group in self.actor.optimizer.param_groups:
+            if group.get("name") == "plif":
+                group["lr"] = self.effective_plif_lr
+        if self.proxy is not None:
+            update_learning_rate(self.proxy.optimizer, self.proxy_lr)
+
+    # -- one training step's pieces -----------------------------------------------------------------
+    def _check_finite(self, name: str, loss: th.Tensor) -> None:
+        if not bool(th.isfinite(loss)):
+            raise NonFiniteLossError(name, self._n_updates, float(loss))
+
+    def _sample_for_proxy(self, batch_size: int) -> tuple[th.Tensor, ReplayBufferSamples]:
+        """One replay draw of K*B transitions: the K proxy minibatches' observations ``[K, B, obs_dim]``
+        and the last minibatch in full (the critic and actor update reuse it, as the upstream code does)."""
+        k = self.proxy_iters
+        data = self.replay_buffer.sample(k * batch_size, env=self._vec_normalize_env)
+        obs = data.observations.reshape(k, batch_size, -1)
+        last = slice((k - 1) * batch_size, k * batch_size)
+        return obs, ReplayBufferSamples(*(None if t is None else t[last] for t in data))
+
+    def _train_proxy(self, obs: th.Tensor, labels: th.Tensor) -> th.Tensor:
+        """K Adam steps of the proxy on ``obs[K, B, :]`` towards ``labels[K, B, :]``; returns the K losses."""
+        try:
+            return proxy_update(self.proxy, self.proxy.optimizer, obs, labels)
+        except FloatingPointError as exc:
+            raise NonFiniteLossError("proxy", self._n_updates, float("nan")) from exc
+
+    def _log_diagnostics(self, obs: th.Tensor) -> None:
+        """Firing rates and surrogate-window occupancy of the spiking actor, every ``diagnostics_every``."""
+        if self.diagnostics_every <= 0 or self._n_updates % self.diagnostics_every != 0:
+            return
+        network = spiking_network(self.actor)
+        if network is None:
+            return
+        features = self.actor.extract_features(obs, self.actor.features_extractor)
+        for key, value in snn_diagnostics(network, features).items():
+            self.logger.record(f"snn/{key}", value)
+
+    # -- save / load ---------------------------------------------------------------------------------
+    def _proxy_excluded(self) -> list[str]:
+        return ["proxy"]
+
+    def _proxy_state_dicts(self) -> list[str]:
+        return ["proxy", "proxy.optimizer"] if self.target == "proxy" else []
+
+
+def proxy_kwargs_doc() -> dict[str, Any]:
+    """Default values of the extra constructor arguments (for configs and docs)."""
+    return {"target": "proxy", "proxy_hidden": [512, 512], "proxy_lr": 1e-3, "proxy_iters": 3, "plif_lr": None,
+            "diagnostics_every": 100}

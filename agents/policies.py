@@ -1,0 +1,204 @@
+"""SB3 policies whose actor is a spiking network (the SB3 ``make_actor`` extension point).
+
+- ``SNNTD3Policy`` (TD3Policy): the actor is ``SNNActor`` (an SB3 TD3 ``Actor``) around
+  ``spikerl.SpikingActor``: obs -> population encoder -> spiking MLP -> population decoder -> tanh.
+- ``SNNSACPolicy`` (SACPolicy): the actor is ``SNNGaussianActor`` (an SB3 SAC ``Actor``) around
+  ``spikerl.SpikingGaussianActor``: spiking mean + ANN log-std, SB3's tanh-squashed Gaussian
+  (PopSAN SAC, Tang et al. CoRL 2020).
+
+Critics stay SB3's ANN ``ContinuousCritic``. The actor sees raw observations (SB3's FlattenExtractor
+only flattens a Box); the spiking actor squashes them itself (``preprocess="tanh"``). Membrane state
+starts from rest at every forward call, so the policy is stateless between decisions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.sac.policies import Actor as SACActor
+from stable_baselines3.sac.policies import SACPolicy
+from stable_baselines3.td3.policies import Actor as TD3Actor
+from stable_baselines3.td3.policies import TD3Policy
+from torch import nn
+
+from spikerl.networks import SpikingActor, SpikingGaussianActor
+
+DEFAULT_NET_ARCH = [256, 256]
+SNN_KWARG_NAMES = ("neuron", "T", "neuron_kwargs", "encoder", "pop_dim", "decoder_pop_dim", "preprocess",
+                   "mean_range", "pop_std")
+
+
+def snn_kwargs(neuron: str = "lif", T: int = 5, neuron_kwargs: dict[str, Any] | None = None,
+               encoder: str = "pop", pop_dim: int = 10, decoder_pop_dim: int = 10, preprocess: str = "tanh",
+               mean_range: tuple[float, float] | list[float] = (-1.0, 1.0),
+               pop_std: float = math.sqrt(0.05)) -> dict[str, Any]:
+    """The spiking-actor settings as plain values (what save/load stores)."""
+    return {
+        "neuron": str(neuron), "T": int(T), "neuron_kwargs": dict(neuron_kwargs or {}), "encoder": str(encoder),
+        "pop_dim": int(pop_dim), "decoder_pop_dim": int(decoder_pop_dim), "preprocess": str(preprocess),
+        "mean_range": [float(v) for v in mean_range], "pop_std": float(pop_std),
+    }
+
+
+def _network_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Map the policy-level names onto ``SpikingActor``'s constructor."""
+    kw = {k: v for k, v in cfg.items() if k not in ("mean_range", "pop_std", "pop_dim")}
+    if cfg["encoder"] != "direct":
+        kw.update(pop_dim=cfg["pop_dim"], mean_range=tuple(cfg["mean_range"]), std=cfg["pop_std"])
+    return kw
+
+
+def _check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
+        raise ValueError(f"SNN policies need a flat Box observation space (vector observations), got "
+                         f"{observation_space}; use a features extractor policy such as 'MlpPolicy' otherwise")
+    if not isinstance(action_space, spaces.Box):
+        raise ValueError(f"SNN policies need a continuous Box action space, got {action_space}")
+
+
+class SNNActor(TD3Actor):
+    """SB3 TD3 actor whose deterministic network is ``spikerl.SpikingActor`` (attribute ``network``)."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, net_arch: list[int],
+                 features_extractor: nn.Module, features_dim: int, activation_fn: type[nn.Module] = nn.ReLU,
+                 normalize_images: bool = True, snn: dict[str, Any] | None = None) -> None:
+        BasePolicy.__init__(self, observation_space, action_space, features_extractor=features_extractor,
+                            normalize_images=normalize_images, squash_output=True)
+        self.net_arch = list(net_arch)
+        self.features_dim = features_dim
+        self.activation_fn = activation_fn
+        self.snn = snn_kwargs(**(snn or {}))
+        self.network = SpikingActor(features_dim, get_action_dim(action_space), hidden=self.net_arch,
+                                    **_network_kwargs(self.snn))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(snn=self.snn)
+        return data
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        return self.network(self.extract_features(obs, self.features_extractor))
+
+
+class SNNGaussianActor(SACActor):
+    """SB3 SAC actor around ``spikerl.SpikingGaussianActor`` (spiking mean, ANN log-std, squashed Gaussian).
+
+    The log-std network has the same hidden sizes as the spiking mean network. gSDE is not supported.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, net_arch: list[int],
+                 features_extractor: nn.Module, features_dim: int, activation_fn: type[nn.Module] = nn.ReLU,
+                 use_sde: bool = False, log_std_init: float = -3, full_std: bool = True, use_expln: bool = False,
+                 clip_mean: float = 2.0, normalize_images: bool = True, snn: dict[str, Any] | None = None) -> None:
+        if use_sde:
+            raise ValueError("use_sde=True (gSDE) is not supported with a spiking SAC actor; use use_sde=False")
+        BasePolicy.__init__(self, observation_space, action_space, features_extractor=features_extractor,
+                            normalize_images=normalize_images, squash_output=True)
+        self.use_sde = False
+        self.sde_features_extractor = None
+        self.net_arch = list(net_arch)
+        self.features_dim = features_dim
+        self.activation_fn = activation_fn
+        self.log_std_init, self.use_expln, self.full_std, self.clip_mean = log_std_init, use_expln, full_std, clip_mean
+        action_dim = get_action_dim(action_space)
+        self.action_dist = SquashedDiagGaussianDistribution(action_dim)  # type: ignore[assignment]
+        self.snn = snn_kwargs(**(snn or {}))
+        self.network = SpikingGaussianActor(features_dim, action_dim, hidden=self.net_arch,
+                                            log_std_hidden=self.net_arch, **_network_kwargs(self.snn))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(snn=self.snn)
+        return data
+
+    def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
+        mean, log_std = self.network(self.extract_features(obs, self.features_extractor))
+        return mean, log_std, {}
+
+    def log_std_of(self, obs: th.Tensor) -> th.Tensor:
+        """The ANN log-std head alone (no spiking pass), clamped like SB3's."""
+        return self.network.log_std_net(self.extract_features(obs, self.features_extractor)).clamp(-20.0, 2.0)
+
+
+class _SNNPolicyMixin:
+    """Shared constructor handling of the spiking-actor keyword arguments."""
+
+    snn: dict[str, Any]
+
+    def _init_snn(self, observation_space: spaces.Space, action_space: spaces.Space,
+                  net_arch: list[int] | dict[str, list[int]] | None, snn: dict[str, Any]) -> list[int] | dict:
+        _check_spaces(observation_space, action_space)
+        self.snn = snn_kwargs(**snn)
+        return list(DEFAULT_NET_ARCH) if net_arch is None else net_arch
+
+
+class SNNTD3Policy(_SNNPolicyMixin, TD3Policy):
+    """TD3 policy with a spiking actor (critics: SB3 ANN twin Q-networks).
+
+    policy_kwargs: ``net_arch`` (list for actor and critic hidden sizes, or ``dict(pi=..., qf=...)``;
+    default [256, 256]), ``neuron`` ("lif"), ``T`` (5), ``neuron_kwargs`` ({}), ``encoder`` ("pop" or
+    "direct"), ``pop_dim`` (10), ``decoder_pop_dim`` (10), ``preprocess`` ("tanh"), ``mean_range``
+    ((-1, 1)), ``pop_std`` (sqrt(0.05)), plus TD3Policy's own (optimizer, n_critics, ...).
+    """
+
+    actor: SNNActor
+    actor_target: SNNActor
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule,
+                 net_arch: list[int] | dict[str, list[int]] | None = None, neuron: str = "lif", T: int = 5,
+                 neuron_kwargs: dict[str, Any] | None = None, encoder: str = "pop", pop_dim: int = 10,
+                 decoder_pop_dim: int = 10, preprocess: str = "tanh",
+                 mean_range: tuple[float, float] | list[float] = (-1.0, 1.0), pop_std: float = math.sqrt(0.05),
+                 **kwargs: Any) -> None:
+        net_arch = self._init_snn(observation_space, action_space, net_arch, dict(
+            neuron=neuron, T=T, neuron_kwargs=neuron_kwargs, encoder=encoder, pop_dim=pop_dim,
+            decoder_pop_dim=decoder_pop_dim, preprocess=preprocess, mean_range=mean_range, pop_std=pop_std))
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
+
+    def make_actor(self, features_extractor: nn.Module | None = None) -> SNNActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return SNNActor(**actor_kwargs, snn=self.snn).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(self.snn)
+        return data
+
+
+class SNNSACPolicy(_SNNPolicyMixin, SACPolicy):
+    """SAC policy with a spiking-mean actor (PopSAN SAC); same policy_kwargs as ``SNNTD3Policy``."""
+
+    actor: SNNGaussianActor
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule,
+                 net_arch: list[int] | dict[str, list[int]] | None = None, neuron: str = "lif", T: int = 5,
+                 neuron_kwargs: dict[str, Any] | None = None, encoder: str = "pop", pop_dim: int = 10,
+                 decoder_pop_dim: int = 10, preprocess: str = "tanh",
+                 mean_range: tuple[float, float] | list[float] = (-1.0, 1.0), pop_std: float = math.sqrt(0.05),
+                 **kwargs: Any) -> None:
+        net_arch = self._init_snn(observation_space, action_space, net_arch, dict(
+            neuron=neuron, T=T, neuron_kwargs=neuron_kwargs, encoder=encoder, pop_dim=pop_dim,
+            decoder_pop_dim=decoder_pop_dim, preprocess=preprocess, mean_range=mean_range, pop_std=pop_std))
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
+
+    def make_actor(self, features_extractor: nn.Module | None = None) -> SNNGaussianActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return SNNGaussianActor(**actor_kwargs, snn=self.snn).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(self.snn)
+        return data
+
+
+def spiking_network(actor: nn.Module) -> SpikingActor | SpikingGaussianActor | None:
+    """The spikerl network inside an SB3 actor, or None for an ANN (MlpPolicy) actor."""
+    net = getattr(actor, "network", None)
+    return net if isinstance(net, SpikingActor | SpikingGaussianActor) else None

@@ -1,0 +1,67 @@
+"""The Proxy Target network and its imitation update (Xu et al., NeurIPS 2025, arXiv:2505.24161).
+
+The proxy is an ANN that replaces the (spiking) target actor. It is never parameter-copied: every
+gradient step it takes K Adam steps of regression onto the current actor's output on fresh replay
+states (the labels carry no gradient):
+
+    L_proxy = 1/(N |A|) sum_i || pi_proxy(s_i) - stopgrad(pi_SNN(s_i)) ||^2
+
+Architecture (paper / upstream ``Proxy_target``): raw obs -> [Linear -> ReLU] x L -> Linear -> tanh
+(TD3: the deterministic action in [-1, 1]). For SAC (spikerl's extension) the output is the pre-tanh
+Gaussian mean, so the head has no tanh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ProxyActor(nn.Module):
+    """MLP ``obs -> hidden (ReLU) -> act`` with a tanh output when ``squash`` (TD3) and none for SAC means."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (512, 512), squash: bool = True) -> None:
+        super().__init__()
+        hidden = tuple(int(h) for h in hidden)
+        if not hidden or min(hidden) < 1:
+            raise ValueError(f"proxy_hidden must be a non-empty list of positive sizes, got {list(hidden)}")
+        dims = [int(obs_dim), *hidden]
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        layers.append(nn.Linear(dims[-1], int(act_dim)))
+        if squash:
+            layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+        self.hidden, self.squash = hidden, bool(squash)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw observations (any float dtype; SB3's replay buffer may hand out float64) -> output."""
+        return self.net(obs.to(self.net[0].weight.dtype))
+
+
+def proxy_update(proxy: nn.Module, optimizer: torch.optim.Optimizer, obs: torch.Tensor, labels: torch.Tensor,
+                 check_finite: bool = True) -> torch.Tensor:
+    """K imitation steps: for k in 0..K-1, one Adam step on MSE(proxy(obs[k]), labels[k]).
+
+    ``obs``: ``[K, B, obs_dim]`` (K fresh minibatches), ``labels``: ``[K, B, act_dim]`` (the actor's
+    outputs on them, computed without gradient). Returns the K losses (detached tensor ``[K]``) before
+    each step. With ``check_finite`` a non-finite loss raises ``FloatingPointError`` before its step.
+    """
+    if obs.dim() != 3 or labels.dim() != 3 or obs.shape[:2] != labels.shape[:2]:
+        raise ValueError(f"proxy_update expects obs [K, B, obs_dim] and labels [K, B, act_dim], got "
+                         f"{tuple(obs.shape)} and {tuple(labels.shape)}")
+    labels = labels.detach()
+    losses = []
+    for k in range(obs.shape[0]):
+        loss = F.mse_loss(proxy(obs[k]), labels[k])
+        if check_finite and not bool(torch.isfinite(loss)):
+            raise FloatingPointError(f"proxy loss {float(loss)} at imitation step {k}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+    return torch.stack(losses)

@@ -1,0 +1,130 @@
+"""ProxyTD3: TD3 (Fujimoto et al. 2018) with a spiking or ANN actor and a choice of target actor.
+
+``target="proxy"`` is Proxy Target TD3 (Xu et al., NeurIPS 2025): an ANN proxy, trained by imitation
+of the current actor, replaces the Polyak-averaged target actor. ``target="soft"`` is TD3 itself
+(with ``policy="MlpPolicy"`` it is SB3's TD3 step for step: same random draws, same parameters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch as th
+from spikerl.agents.common import ProxyTargetMixin
+from spikerl.agents.policies import SNNTD3Policy
+from stable_baselines3 import TD3
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.utils import polyak_update
+from torch.nn import functional as F
+
+
+class ProxyTD3(ProxyTargetMixin, TD3):
+    """SB3 TD3 with ``target="proxy" | "soft"``; ``policy`` is "SNNPolicy" (spiking actor) or "MlpPolicy".
+
+    Extra arguments (keyword-only; everything else is SB3 TD3's):
+        target: "proxy" (Proxy Target, default) or "soft" (Polyak-averaged target actor: vanilla TD3).
+        proxy_hidden: proxy MLP hidden sizes (paper: 512-512 for LIF/DN, 800-600 for CLIF).
+        proxy_lr: the proxy's Adam learning rate (paper: 1e-3 LIF, 3e-3 CLIF/DN).
+        proxy_iters: K, proxy imitation steps per gradient step, each on a fresh replay minibatch (3).
+        plif_lr: Adam lr of PLIF decay parameters (own param group); None = proxy_lr * 0.1 under
+            "proxy", 1e-4 under "soft" (the Proxy-Target-with-PLIF fork's defaults).
+        diagnostics_every: log ``snn/rate_<layer>`` and ``snn/window_<layer>`` every this many
+            gradient updates (0 = never).
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {**TD3.policy_aliases, "SNNPolicy": SNNTD3Policy}
+
+    def __init__(self, policy: str | type[BasePolicy], env: Any, *args: Any, target: str = "proxy",
+                 proxy_hidden: Sequence[int] = (512, 512), proxy_lr: float = 1e-3, proxy_iters: int = 3,
+                 plif_lr: float | None = None, diagnostics_every: int = 100, **kwargs: Any) -> None:
+        self._init_proxy_options(target, proxy_hidden, proxy_lr, proxy_iters, plif_lr, diagnostics_every)
+        super().__init__(policy, env, *args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._setup_proxy(squash=True)
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """``gradient_steps`` TD3 updates; per update n (B = batch_size, d = policy_delay):
+
+        proxy (target="proxy"): draw K fresh minibatches {s}_k; labels y_k = pi(s_k) under no_grad,
+            computed as ONE batched actor call on the K*B states; then for k = 1..K one Adam step on
+            L_proxy = mean ||pi_proxy(s_k) - y_k||^2. The critic step below reuses minibatch K.
+        target action: a' = clip(mu'(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2),
+            mu' = pi_proxy (proxy) or the Polyak target actor pi_targ (soft).
+        critic: y = r + gamma (1 - terminated) min_j Q'_j(s', a');  L_Q = sum_j mean (Q_j(s, a) - y)^2.
+        actor, every d-th update: L_pi = -mean Q_1(s, pi(s)) (STBP through the SNN); then Polyak
+            theta'_Q <- tau theta_Q + (1 - tau) theta'_Q, and (soft only) phi' <- tau phi + (1 - tau) phi'.
+
+        Timeouts are not terminal: SB3's replay buffer zeroes ``dones`` of truncated transitions
+        (``handle_timeout_termination``), so ``dones`` is ``terminated``. A non-finite loss raises
+        ``NonFiniteLossError`` before its optimizer step.
+        """
+        self.policy.set_training_mode(True)
+        self._update_learning_rates([self.actor.optimizer, self.critic.optimizer])
+        use_proxy = self.target == "proxy"
+        actor_losses, critic_losses, proxy_losses = [], [], []
+
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+
+            # 1. Proxy imitation on K fresh minibatches (labels: one batched no-grad actor call)
+            if use_proxy:
+                obs_k, data = self._sample_for_proxy(batch_size)
+                with th.no_grad():
+                    labels = self.actor(obs_k.reshape(-1, obs_k.shape[-1])).reshape(*obs_k.shape[:2], -1)
+                proxy_losses.append(self._train_proxy(obs_k, labels))
+                target_actor = self.proxy
+            else:
+                data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+                target_actor = self.actor_target
+            discounts = data.discounts if data.discounts is not None else self.gamma
+
+            # 2. Critic: clipped double-Q target with target-policy smoothing
+            with th.no_grad():
+                noise = data.actions.clone().data.normal_(0, self.target_policy_noise)
+                noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+                next_actions = (target_actor(data.next_observations) + noise).clamp(-1, 1)
+                next_q = th.cat(self.critic_target(data.next_observations, next_actions), dim=1)
+                next_q, _ = th.min(next_q, dim=1, keepdim=True)
+                target_q = data.rewards + (1 - data.dones) * discounts * next_q
+            current_q = self.critic(data.observations, data.actions)
+            critic_loss = sum(F.mse_loss(q, target_q) for q in current_q)
+            self._check_finite("critic", critic_loss)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+            critic_losses.append(critic_loss.detach())
+
+            # 3. Delayed actor update and Polyak averaging
+            if self._n_updates % self.policy_delay == 0:
+                actor_loss = -self.critic.q1_forward(data.observations, self.actor(data.observations)).mean()
+                self._check_finite("actor", actor_loss)
+                self.actor.optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor.optimizer.step()
+                actor_losses.append(actor_loss.detach())
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+                if not use_proxy:
+                    polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
+                    polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+
+            self._log_diagnostics(data.observations)
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if actor_losses:
+            self.logger.record("train/actor_loss", float(th.stack(actor_losses).mean()))
+        if critic_losses:
+            self.logger.record("train/critic_loss", float(th.stack(critic_losses).mean()))
+        if proxy_losses:
+            self.logger.record("train/proxy_loss", float(th.cat(proxy_losses).mean()))
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), *self._proxy_excluded()]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        return [*state_dicts, *self._proxy_state_dicts()], variables
+

@@ -1,0 +1,381 @@
+"""Train and evaluate from a resolved spikerl config, in a run directory that survives SIGKILL.
+
+Run directory::
+
+    RUN_DIR/
+      config.yaml        resolved config (spikerl.config.resolve)
+      model.zip          final SB3 model
+      checkpoints/       step_<n>.zip (model), step_<n>.replay.pkl (replay buffer), step_<n>.json
+                         (step count, file sizes, eval and clock state); each written to a temp name and
+                         os.replace'd, the JSON last; the newest `checkpoint.keep` are kept
+      tb/                TensorBoard events (SB3 logger: train/*, rollout/*, eval/*)
+      evaluations.csv    step, mean_return, std_return, wall_time_s of the periodic evaluations
+      metrics.json       status, total steps, final/best evaluation return, steps/s, wall time
+      evaluation.json    written by `spikerl evaluate`
+      videos/            written by `spikerl evaluate --video`
+
+:func:`train_run` starts a run; :func:`resume_run` continues one from its newest checkpoint to the
+step budget in its ``config.yaml``; :func:`evaluate_run` evaluates the saved model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from spikerl.agents.callbacks import (
+    CheckpointCallback,
+    EvalCallback,
+    EvalRecord,
+    RichProgressCallback,
+    RunClock,
+    checkpoint_files,
+    list_checkpoints,
+    read_evaluations,
+    write_evaluations,
+)
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.vec_env import VecEnv
+
+from spikerl.config import dump_config, resolve
+
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.zip"
+CHECKPOINT_DIR = "checkpoints"
+TB_DIR = "tb"
+EVAL_CSV = "evaluations.csv"
+METRICS_FILE = "metrics.json"
+EVALUATION_FILE = "evaluation.json"
+VIDEO_DIR = "videos"
+#: the eval env uses seed + EVAL_SEED_OFFSET (the Proxy Target code evaluates with seed + 100)
+EVAL_SEED_OFFSET = 100
+
+#: top-level config keys passed unchanged to the SB3 constructor
+SB3_KEYS = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
+            "gradient_steps", "policy_delay", "target_policy_noise", "target_noise_clip", "ent_coef",
+            "target_entropy", "target_update_interval")
+
+
+class RunError(Exception):
+    """A run directory problem (missing/corrupt checkpoint, finished run, ...): one line for the user."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_run` / :func:`resume_run` report (also saved as ``metrics.json``)."""
+
+    status: str  # "completed" | "non_finite_loss"
+    total_timesteps: int
+    budget: int
+    final_return: float | None
+    final_return_std: float | None
+    best_return: float | None
+    best_step: int | None
+    evaluations: int
+    wall_time_s: float
+    steps_per_second: float
+    n_updates: int
+    resumed_from: int | None
+    message: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# building
+# ---------------------------------------------------------------------------------------------------
+def make_action_noise(spec: dict[str, Any], act_dim: int) -> Any:
+    """SB3 action noise from the ``action_noise`` block (sigma in units of the [-1, 1] scaled action)."""
+    if spec["type"] == "none" or spec["sigma"] == 0:
+        return None
+    mean, sigma = np.zeros(act_dim), spec["sigma"] * np.ones(act_dim)
+    if spec["type"] == "normal":
+        return NormalActionNoise(mean, sigma)
+    return OrnsteinUhlenbeckActionNoise(mean, sigma)
+
+
+def model_kwargs(cfg: dict[str, Any], act_dim: int) -> dict[str, Any]:
+    """Constructor arguments of ``spikerl.agents.ALGORITHMS[cfg["algo"]]`` for a resolved config."""
+    actor = cfg["actor"]
+    policy_kwargs: dict[str, Any] = {"net_arch": {"pi": list(actor["hidden"]), "qf": list(cfg["critic"]["hidden"])}}
+    if cfg["policy"] == "SNNPolicy":
+        for key in ("neuron", "T", "neuron_kwargs", "encoder", "pop_dim", "decoder_pop_dim", "preprocess"):
+            policy_kwargs[key] = actor[key]
+    kwargs: dict[str, Any] = {k: cfg[k] for k in SB3_KEYS if k in cfg}
+    kwargs.update(policy=cfg["policy"], policy_kwargs=policy_kwargs, seed=cfg["seed"], device=cfg["device"],
+                  action_noise=make_action_noise(cfg["action_noise"], act_dim), target=cfg["target"], verbose=0)
+    if cfg["target"] == "proxy":
+        proxy = cfg["proxy"]
+        kwargs.update(proxy_hidden=tuple(proxy["hidden"]), proxy_lr=proxy["lr"], proxy_iters=proxy["iters"])
+    if actor.get("plif_lr") is not None:
+        kwargs["plif_lr"] = actor["plif_lr"]
+    return kwargs
+
+
+def algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    from spikerl.agents import ALGORITHMS
+
+    return ALGORITHMS[algo]
+
+
+def non_finite_error() -> type[Exception]:
+    from spikerl.agents import NonFiniteLossError
+
+    return NonFiniteLossError
+
+
+def make_envs(cfg: dict[str, Any], seed: int) -> tuple[VecEnv, VecEnv]:
+    """(training env seeded ``seed``, evaluation env seeded ``cfg.seed + 100``)."""
+    from spikerl.envs import make_env
+
+    env = make_env(cfg["env"], seed=seed, n_envs=1, **cfg["env_kwargs"])
+    eval_env = make_env(cfg["env"], seed=cfg["seed"] + EVAL_SEED_OFFSET, n_envs=1, **cfg["env_kwargs"])
+    return env, eval_env
+
+
+def build_model(cfg: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
+    """A fresh ``ProxyTD3`` / ``ProxySAC`` for a resolved config."""
+    cls = algorithm_class(cfg["algo"])
+    kwargs = model_kwargs(cfg, int(np.prod(env.action_space.shape)))
+    policy = kwargs.pop("policy")
+    return cls(policy, env, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------------------------------
+class _Session:
+    """Callbacks, clock and metrics of one training session (a fresh start or a resume)."""
+
+    def __init__(self, run_dir: Path, cfg: dict[str, Any], eval_env: VecEnv, clock: RunClock,
+                 history: list[EvalRecord], progress: bool, console: Any,
+                 on_eval: Callable[[EvalRecord], None] | None) -> None:
+        ev, ck = cfg["eval"], cfg["checkpoint"]
+        self.run_dir, self.cfg, self.clock = run_dir, cfg, clock
+        self.eval_cb = EvalCallback(eval_env, run_dir / EVAL_CSV, ev["freq"], ev["episodes"], ev["deterministic"],
+                                    cfg["seed"] + EVAL_SEED_OFFSET, clock, history, on_eval)
+        self.ckpt_cb = CheckpointCallback(run_dir / CHECKPOINT_DIR, ck["every"], ck["keep"], self.state)
+        self.callbacks: list[BaseCallback] = [self.eval_cb, self.ckpt_cb]
+        self.progress_cb: RichProgressCallback | None = None
+        if progress:
+            self.progress_cb = RichProgressCallback(cfg["total_timesteps"], cfg.get("name") or "train",
+                                                    lambda: self.eval_cb.last, console)
+            self.callbacks.append(self.progress_cb)
+
+    def state(self) -> dict[str, Any]:
+        return {"wall_time_s": self.clock.elapsed(), "evaluations": len(self.eval_cb.history),
+                "budget": self.cfg["total_timesteps"]}
+
+    def learn(self, model: BaseAlgorithm, resumed_from: int | None) -> TrainResult:
+        budget = self.cfg["total_timesteps"]
+        start = int(model.num_timesteps)
+        status, message = "completed", ""
+        err_cls = non_finite_error()
+        try:
+            model.learn(total_timesteps=budget - start, callback=CallbackList(self.callbacks),
+                        reset_num_timesteps=(resumed_from is None), log_interval=4)
+        except err_cls as err:
+            status, message = "non_finite_loss", str(err).splitlines()[0] if str(err) else type(err).__name__
+        finally:
+            if self.progress_cb is not None:
+                self.progress_cb.close()
+        if status == "completed":
+            model.save(self.run_dir / MODEL_FILE)
+        last, best = self.eval_cb.last, self.eval_cb.best
+        wall = self.clock.elapsed()
+        steps = int(model.num_timesteps)
+        result = TrainResult(
+            status=status, total_timesteps=steps, budget=budget,
+            final_return=None if last is None else last.mean, final_return_std=None if last is None else last.std,
+            best_return=None if best is None else best.mean, best_step=None if best is None else best.step,
+            evaluations=len(self.eval_cb.history), wall_time_s=wall, steps_per_second=steps / max(wall, 1e-9),
+            n_updates=int(getattr(model, "_n_updates", 0)), resumed_from=resumed_from, message=message)
+        _write_json(self.run_dir / METRICS_FILE, asdict(result))
+        return result
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _set_logger(model: BaseAlgorithm, run_dir: Path) -> None:
+    model.set_logger(configure(str(run_dir / TB_DIR), ["tensorboard"]))
+
+
+def train_run(cfg: dict[str, Any], run_dir: str | Path, *, progress: bool = False, console: Any = None,
+              on_eval: Callable[[EvalRecord], None] | None = None) -> TrainResult:
+    """Train a fresh model for ``cfg["total_timesteps"]`` steps into ``run_dir`` (created; must hold no run).
+
+    The env and model are built before anything is written, so a bad env id or model argument leaves
+    no half-made run directory behind.
+    """
+    cfg = resolve(cfg)
+    run_dir = Path(run_dir)
+    if (run_dir / CONFIG_FILE).exists():
+        raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another "
+                       "--run-dir")
+    env, eval_env = make_envs(cfg, cfg["seed"])
+    try:
+        model = build_model(cfg, env)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / CONFIG_FILE)
+        _set_logger(model, run_dir)
+        session = _Session(run_dir, cfg, eval_env, RunClock(), [], progress, console, on_eval)
+        return session.learn(model, resumed_from=None)
+    finally:
+        env.close()
+        eval_env.close()
+
+
+def latest_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """The newest committed checkpoint's JSON, verified against its files (``RunError`` if none/corrupt)."""
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    steps = list_checkpoints(ckpt_dir) if ckpt_dir.is_dir() else []
+    if not steps:
+        raise RunError(f"no checkpoint in {ckpt_dir} (the run stopped before its first checkpoint); "
+                       "start it again without --resume")
+    zip_path, buf_path, meta_path = checkpoint_files(ckpt_dir, steps[-1])
+    try:
+        meta = json.loads(meta_path.read_text())
+        sizes = meta["sizes"]
+        int(meta["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RunError(f"corrupt checkpoint {meta_path}: unreadable JSON marker") from None
+    for p in (zip_path, buf_path):
+        if not p.is_file():
+            raise RunError(f"corrupt checkpoint {meta_path}: {p.name} is missing")
+        if p.stat().st_size != sizes.get(p.name):
+            raise RunError(f"corrupt checkpoint {meta_path}: {p.name} has {p.stat().st_size} bytes, "
+                           f"{sizes.get(p.name)} were written")
+    meta.update(model_path=str(zip_path), replay_path=str(buf_path))
+    return meta
+
+
+def load_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved ``config.yaml`` of a run (``RunError`` when it is not a run directory)."""
+    from spikerl.config import ConfigError, load_config
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run directory {run_dir} does not exist")
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise RunError(f"{run_dir} is not a spikerl run directory (no {CONFIG_FILE})")
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        raise RunError(f"{path}: {err}") from None
+
+
+def resume_run(run_dir: str | Path, *, progress: bool = False, console: Any = None,
+               on_eval: Callable[[EvalRecord], None] | None = None) -> TrainResult:
+    """Continue a run from its newest checkpoint to the step budget saved in its ``config.yaml``.
+
+    Evaluations logged after the checkpoint are dropped (those steps are trained again). The training
+    env is seeded ``seed + checkpoint step`` and the global RNGs likewise, so a resume is reproducible.
+    """
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    metrics_path = run_dir / METRICS_FILE
+    if metrics_path.is_file():
+        try:
+            done = json.loads(metrics_path.read_text())
+        except ValueError:
+            done = {}
+        if done.get("status") == "completed" and done.get("total_timesteps", 0) >= cfg["total_timesteps"]:
+            raise RunError(f"{run_dir} already finished its {cfg['total_timesteps']} steps; nothing to resume")
+    meta = latest_checkpoint(run_dir)
+    step = int(meta["step"])
+    env, eval_env = make_envs(cfg, cfg["seed"] + step)
+    try:
+        cls = algorithm_class(cfg["algo"])
+        try:
+            model = cls.load(meta["model_path"], env=env, device=cfg["device"])
+            model.load_replay_buffer(meta["replay_path"])
+        except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt checkpoint
+            raise RunError(f"corrupt checkpoint {meta['model_path']}: {type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''}") from None
+        if int(model.num_timesteps) != step:
+            raise RunError(f"corrupt checkpoint {meta['model_path']}: it holds step {model.num_timesteps}, "
+                           f"its JSON says {step}")
+        model.set_random_seed(cfg["seed"] + step)
+        history = read_evaluations(run_dir / EVAL_CSV, up_to_step=step)
+        write_evaluations(run_dir / EVAL_CSV, history)
+        _set_logger(model, run_dir)
+        clock = RunClock(banked=float(meta.get("wall_time_s", 0.0)))
+        session = _Session(run_dir, cfg, eval_env, clock, history, progress, console, on_eval)
+        return session.learn(model, resumed_from=step)
+    finally:
+        env.close()
+        eval_env.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------------------------------
+def load_run_model(run_dir: str | Path, device: str = "cpu") -> tuple[BaseAlgorithm, dict[str, Any], str]:
+    """(model, config, source): ``model.zip``, or the newest checkpoint of an unfinished run."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    path = run_dir / MODEL_FILE
+    source = MODEL_FILE
+    if not path.is_file():
+        meta = latest_checkpoint(run_dir)
+        path = Path(meta["model_path"])
+        source = f"{CHECKPOINT_DIR}/{path.name} (no {MODEL_FILE}: the run is unfinished)"
+    try:
+        model = algorithm_class(cfg["algo"]).load(path, device=device)
+    except Exception as err:  # noqa: BLE001
+        raise RunError(f"cannot load {path}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                       ) from None
+    return model, cfg, source
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, video: bool = False,
+                 seed: int | None = None, on_episode: Callable[[int, float], None] | None = None
+                 ) -> dict[str, Any]:
+    """Evaluate a run's model for ``episodes`` episodes; writes and returns ``evaluation.json``'s content.
+
+    ``seed`` defaults to the run's seed + 100 (the seed of its periodic evaluations). ``video`` records
+    every episode to ``RUN_DIR/videos`` (headless EGL rendering).
+    """
+    from spikerl.envs import make_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    run_dir = Path(run_dir)
+    model, cfg, source = load_run_model(run_dir)
+    seed = cfg["seed"] + EVAL_SEED_OFFSET if seed is None else int(seed)
+    video_dir = run_dir / VIDEO_DIR if video else None
+    env = make_env(cfg["env"], seed=seed, n_envs=1, video_folder=video_dir, **cfg["env_kwargs"])
+    counted = [0]
+
+    def step_hook(local: dict[str, Any], _globals: dict[str, Any]) -> None:
+        episode = local["info"].get("episode") if local.get("done") else None
+        if on_episode is not None and episode is not None:  # called before evaluate_policy counts it
+            counted[0] += 1
+            on_episode(counted[0], float(episode["r"]))
+
+    t0 = time.perf_counter()
+    try:
+        returns, lengths = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=deterministic,
+                                           return_episode_rewards=True, warn=False, callback=step_hook)
+    finally:
+        env.close()
+    result = {
+        "env": cfg["env"], "model": source, "episodes": int(episodes), "deterministic": bool(deterministic),
+        "seed": seed, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+        "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths],
+        "wall_time_s": time.perf_counter() - t0,
+        "videos": sorted(str(p.relative_to(run_dir)) for p in video_dir.glob("*.mp4")) if video_dir else [],
+    }
+    _write_json(run_dir / EVALUATION_FILE, result)
+    return result
