@@ -1,0 +1,64 @@
+"""``spikerl evaluate``: evaluate a run's model, print mean ± std return, write ``evaluation.json``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spikerl.cli import CLIError
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a trained run (mean ± std return, optional videos)",
+                       description="Load RUN_DIR/model.zip (or the newest checkpoint of an unfinished run), "
+                       "run N episodes on a fresh env, print mean ± std return and write "
+                       "RUN_DIR/evaluation.json.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train")
+    p.add_argument("--episodes", type=_positive, default=10, metavar="N", help="episodes (default 10)")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+                   help="deterministic actions (default); --no-deterministic samples (SAC) or adds nothing "
+                   "(TD3's policy is deterministic)")
+    p.add_argument("--video", action="store_true",
+                   help="record every episode to RUN_DIR/videos/*.mp4 (headless, MUJOCO_GL=egl; needs moviepy)")
+    p.add_argument("--seed", type=int, metavar="S", help="env seed (default: the run's seed + 100)")
+    p.add_argument("--quiet", action="store_true", help="print only the result line")
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise CLIError(f"run directory {run_dir} does not exist")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from spikerl.agents.training import RunError, evaluate_run
+
+    show = (not args.quiet) and sys.stdout.isatty()
+    progress = Progress(TextColumn("[bold]evaluate"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[last]}"), TimeElapsedColumn(), disable=not show)
+    try:
+        with progress:
+            task = progress.add_task("evaluate", total=args.episodes, last="")
+            result = evaluate_run(run_dir, episodes=args.episodes, deterministic=args.deterministic,
+                                  video=args.video, seed=args.seed,
+                                  on_episode=lambda n, r: progress.update(task, completed=n, last=f"return {r:.1f}"))
+    except RunError as err:
+        raise CLIError(str(err)) from None
+    except (ValueError, ImportError) as err:  # env problems, missing moviepy/MuJoCo
+        raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
+          f"{result['episodes']} {'deterministic' if result['deterministic'] else 'stochastic'} episodes "
+          f"(model {result['model']}, seed {result['seed']}) -> {run_dir / 'evaluation.json'}")
+    if result["videos"] and not args.quiet:
+        print(f"videos: {len(result['videos'])} files in {run_dir / 'videos'}")
+    return 0

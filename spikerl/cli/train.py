@@ -1,0 +1,132 @@
+"""``spikerl train``: train a preset or YAML config into a run directory, or resume a killed run."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from spikerl.cli import CLIError
+
+EPILOG = """examples:
+  spikerl train td3-proxy-lif --env InvertedPendulum-v5 --steps 20000 --set learning_starts=1000
+  spikerl train my.yaml --seed 3 --set actor.T=8 proxy.lr=3e-3 batch_size=128
+  spikerl train --resume runs/td3-proxy-lif-Hopper-v5-s0-20260101-120000
+
+--set takes dotted keys (SB3 arguments under SB3's names: learning_starts, batch_size, ...; spikerl's
+blocks: actor.*, critic.*, proxy.*, eval.*, checkpoint.*, action_noise.*); values are YAML scalars or
+lists ([64, 64]). Put --set after the config name.
+"""
+
+
+def _count(text: str) -> int:
+    """Step counts accept 20000, 2e4, 20_000 and 20k."""
+    t = text.strip().lower().replace("_", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    t = t[:-1] if scale != 1 else t
+    try:
+        value = float(t) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive step count such as 20000 or 2e4, got {text!r}"
+                                         ) from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole step count, got {text!r}")
+    return int(value)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an SNN/ANN agent from a preset or YAML config",
+                       description="Train TD3/SAC with a spiking (or ANN) actor into a run directory "
+                       "(config.yaml, model.zip, checkpoints/, tb/, evaluations.csv, metrics.json).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", metavar="PRESET_OR_YAML",
+                   help="a preset name (td3-proxy-lif, td3-ann, sac-lif, ...) or the path of a YAML config")
+    p.add_argument("--env", metavar="ID", help="Gymnasium env id (sets env=ID), e.g. Hopper-v5")
+    p.add_argument("--steps", type=_count, metavar="N", help="training env steps (sets total_timesteps=N)")
+    p.add_argument("--seed", type=int, metavar="S", help="random seed (sets seed=S)")
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="run directory (default runs/<preset>-<env>-s<seed>-<YYYYmmdd-HHMMSS>)")
+    p.add_argument("--checkpoint-every", type=_count, metavar="N",
+                   help="env steps between checkpoints (sets checkpoint.every=N)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="dotted config overrides, e.g. learning_starts=1000 actor.T=8 proxy.lr=3e-3")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run from its newest checkpoint to its original step budget")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-evaluation lines")
+
+
+def _default_run_dir(cfg: dict) -> Path:
+    env = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg["env"])
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg.get("name") or "run")
+    return Path("runs") / f"{name}-{env}-s{cfg['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    out = list(args.overrides)
+    for flag, key in (("env", "env"), ("steps", "total_timesteps"), ("seed", "seed"),
+                      ("checkpoint_every", "checkpoint.every")):
+        value = getattr(args, flag)
+        if value is not None:
+            out.append(f"{key}={value}")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikerl.config import ConfigError, load_config
+
+    if args.resume:
+        given = [f for f, v in (("PRESET_OR_YAML", args.config), ("--env", args.env), ("--steps", args.steps),
+                                ("--seed", args.seed), ("--run-dir", args.run_dir),
+                                ("--checkpoint-every", args.checkpoint_every), ("--set", args.overrides)) if v]
+        if given:
+            raise CLIError(f"--resume continues a run with its saved config.yaml; drop {', '.join(given)}")
+        cfg = None
+    else:
+        if not args.config:
+            raise CLIError("give a preset name or YAML path (e.g. spikerl train td3-proxy-lif), "
+                           "or --resume RUN_DIR")
+        try:
+            cfg = load_config(args.config, _overrides(args))
+        except ConfigError as err:
+            raise CLIError(str(err)) from None
+
+    from rich.console import Console
+
+    from spikerl.agents.training import RunError, resume_run, train_run
+
+    console = Console(stderr=False)
+    progress = (not args.quiet) and sys.stdout.isatty()
+
+    def on_eval(rec) -> None:
+        if not args.quiet and not progress:
+            print(f"step {rec.step}: eval return {rec.mean:.2f} ± {rec.std:.2f} ({rec.wall_time:.0f} s)",
+                  flush=True)
+
+    try:
+        if args.resume:
+            run_dir = Path(args.resume)
+            if not args.quiet:
+                print(f"resuming {run_dir}", flush=True)
+            result = resume_run(run_dir, progress=progress, console=console, on_eval=on_eval)
+        else:
+            run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
+            if not args.quiet:
+                print(f"training {cfg['name']} ({cfg['algo']}, target {cfg['target']}, {cfg['policy']}) on "
+                      f"{cfg['env']} for {cfg['total_timesteps']} steps -> {run_dir}", flush=True)
+            result = train_run(cfg, run_dir, progress=progress, console=console, on_eval=on_eval)
+    except RunError as err:
+        raise CLIError(str(err)) from None
+    except (ValueError, ImportError) as err:  # bad env id, missing MuJoCo, invalid model arguments
+        raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+
+    if result.status != "completed":
+        print(f"spikerl train: error: training stopped at step {result.total_timesteps}: {result.message}. "
+              f"The last good checkpoint is kept in {run_dir / 'checkpoints'}.", file=sys.stderr)
+        return 1
+    final = "-" if result.final_return is None else f"{result.final_return:.2f} ± {result.final_return_std:.2f}"
+    best = "-" if result.best_return is None else f"{result.best_return:.2f} (step {result.best_step})"
+    print(f"done: {result.total_timesteps} steps in {result.wall_time_s:.0f} s ({result.steps_per_second:.1f} "
+          f"steps/s); final eval return {final}; best {best}; run saved to {run_dir}", flush=True)
+    return 0
