@@ -66,7 +66,8 @@ def cos_initial_potential(x_pre: torch.Tensor, theta: torch.Tensor, v0: torch.Te
 
     In units of theta: if v(rho) < 0 and the neuron fired, v0 -= max(1, m - 0.999) with m the smallest
     pre-reset potential of a firing step (removes exactly one spike); elif v(rho) >= 1,
-    v0 += max(1, 1.001 - M) with M the largest potential of a non-firing step (adds exactly one spike).
+    v0 += max(1, 1.001 - M) with M the largest potential of a non-firing step (adds exactly one spike;
+    no shift when every step fired).
     """
     spikes, v_end, pre = if_forward(x_pre, theta, v0, fire, record_pre=True)
     fired = spikes.bool()
@@ -75,7 +76,7 @@ def cos_initial_potential(x_pre: torch.Tensor, theta: torch.Tensor, v0: torch.Te
     big_m = torch.where(fired, -inf, pre).amax(0) / theta
     u = v_end / theta
     down = (u < 0) & fired.any(0)
-    up = (u >= 1) & ~down
+    up = (u >= 1) & ~down & (~fired).any(0)      # a neuron that fired every step cannot gain one
     one = torch.ones_like(u)
     shift_down = torch.maximum(one, m - 0.999)
     shift_up = torch.maximum(one, 1.001 - big_m)
