@@ -1,13 +1,12 @@
 """Kernels: the fused multi-step neuron kernel (torch, CPU/CUDA) and Numba CPU policies.
 
-``compile_policy`` is imported lazily so that ``import spikerl`` does not pay for ``import numba``.
+Both are imported lazily: ``import spikerl`` does not pay for ``import numba``, and the Numba policy
+(``spikerl.kernels.numba_policy``, used by the torch-free ``spikerl.runtime``) does not import torch.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from spikerl.kernels.fused import leaky_multistep
 
 __all__ = ["leaky_multistep", "compile_policy"]
 
@@ -17,4 +16,8 @@ def __getattr__(name: str) -> Any:
         from spikerl.kernels.numba_policy import compile_policy
 
         return compile_policy
+    if name == "leaky_multistep":
+        from spikerl.kernels.fused import leaky_multistep
+
+        return leaky_multistep
     raise AttributeError(f"module 'spikerl.kernels' has no attribute {name!r}")

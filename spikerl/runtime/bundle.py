@@ -1,0 +1,272 @@
+"""The policy bundle: a directory with ``weights.npz`` and ``manifest.json`` (NumPy and JSON only, no torch).
+
+``manifest.json`` (format ``spikerl-bundle``, version :data:`FORMAT_VERSION`) holds everything needed to run
+the policy besides the weights: T, the coding (encoder kind, population sizes, preprocessing), every
+layer's size, neuron model, parameters (PLIF: the learned decay) and update equations as text, the
+observation/action spaces (shape, low, high) and the action scaling ``a_env = low + (a + 1)/2 (high - low)``
+(Stable-Baselines3's ``unscale_action``), the env it was trained on, versions, and the SHA-256 of
+``weights.npz``. :func:`write_bundle` writes a bundle atomically (a temporary directory renamed into
+place); :func:`read_bundle` checks it and gives one :class:`BundleError` per problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikerl.runtime.spec import (
+    ENCODER_THRESHOLD,
+    NEURON_PARAMS,
+    LayerSpec,
+    PolicySpec,
+    neuron_equations,
+)
+
+FORMAT = "spikerl-bundle"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+MANIFEST_FILE = "manifest.json"
+WEIGHTS_FILE = "weights.npz"
+SCALING_EQUATION = "a_env = low + (a + 1) / 2 * (high - low)"
+
+
+class BundleError(ValueError):
+    """A missing, malformed or tampered bundle: the message names the file and what is wrong."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# spaces
+# ---------------------------------------------------------------------------------------------------
+def _num(x: float) -> float | str:
+    x = float(x)
+    return x if math.isfinite(x) else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+
+
+def space_to_json(space: Any, what: str) -> dict[str, Any] | None:
+    """``{"shape", "low", "high"}`` of a Box-like space (``.shape``, ``.low``, ``.high``) or such a dict."""
+    if space is None:
+        return None
+    if isinstance(space, dict):
+        shape, low, high = space.get("shape"), space.get("low"), space.get("high")
+    else:
+        shape, low, high = getattr(space, "shape", None), getattr(space, "low", None), getattr(space, "high", None)
+    if shape is None or low is None or high is None:
+        raise ValueError(f"{what}: expected a Box space (with shape, low and high), got {space!r}")
+    shape = tuple(int(s) for s in shape)
+    low = np.broadcast_to(np.asarray(low, dtype=np.float64), shape)
+    high = np.broadcast_to(np.asarray(high, dtype=np.float64), shape)
+    dtype = space.get("dtype", "float32") if isinstance(space, dict) else getattr(space, "dtype", "float32")
+    return {"shape": list(shape), "low": [_num(v) for v in low.ravel()], "high": [_num(v) for v in high.ravel()],
+            "dtype": str(np.dtype(dtype))}
+
+
+def space_bounds(space: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) float64 arrays of a manifest space."""
+    shape = tuple(space["shape"])
+    low = np.array([float(v) for v in space["low"]], dtype=np.float64).reshape(shape)
+    high = np.array([float(v) for v in space["high"]], dtype=np.float64).reshape(shape)
+    return low, high
+
+
+# ---------------------------------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _versions(extra: dict[str, str] | None) -> dict[str, str]:
+    from spikerl import __version__
+
+    return {"spikerl": __version__, "numpy": np.__version__, "python": platform.python_version(), **(extra or {})}
+
+
+def build_manifest(spec: PolicySpec, weights_sha256: str, *, observation_space: Any = None,
+                   action_space: Any = None, env: dict[str, Any] | None = None,
+                   versions: dict[str, str] | None = None) -> dict[str, Any]:
+    """The manifest dict of ``spec`` (see the module docstring)."""
+    obs_space = space_to_json(observation_space, "observation_space")
+    act_space = space_to_json(action_space, "action_space")
+    if obs_space is not None and obs_space["shape"] != [spec.obs_dim]:
+        raise ValueError(f"observation_space has shape {obs_space['shape']} but the policy takes {spec.obs_dim} "
+                         "inputs")
+    scaling: dict[str, Any] = {"kind": "none", "equation": "a_env = a  (actions in [-1, 1])"}
+    if act_space is not None:
+        if act_space["shape"] != [spec.act_dim]:
+            raise ValueError(f"action_space has shape {act_space['shape']} but the policy gives {spec.act_dim} "
+                             "actions")
+        low, high = space_bounds(act_space)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise ValueError("action_space must have finite low and high to scale [-1, 1] actions onto it")
+        scaling = {"kind": "affine", "equation": SCALING_EQUATION}
+    coding: dict[str, Any] = {"encoder": spec.encoder, "preprocess": spec.preprocess, "pop_dim": spec.pop_dim,
+                              "decoder_pop_dim": spec.decoder_pop_dim}
+    if spec.encoder == "pop":
+        coding["encoder_threshold"] = ENCODER_THRESHOLD
+        coding["encoder_equations"] = ["s = tanh(obs)" if spec.preprocess == "tanh" else "s = obs",
+                                       "A_ij = exp(-0.5 (s_i - mean_ij)^2 / std_ij^2)",
+                                       "V_t = V_{t-1} + A; S_t = [V_t > 0.999]; V_t = V_t - 0.999 S_t"]
+    else:
+        coding["encoder_equations"] = ["s = tanh(obs)" if spec.preprocess == "tanh" else "s = obs",
+                                       "I_t = W s + b at every step t (analog input current)"]
+    coding["decoder_equations"] = ["r_kj = (spikes of output neuron k*pop+j over T) / T",
+                                   "a_k = tanh(sum_j w_kj r_kj + b_k)"]
+    names = [f"hidden{i}" for i in range(len(spec.layers) - 1)] + ["output"]
+    layers = [{"name": name, "in": layer.n_in, "out": layer.n_out, "neuron": layer.neuron,
+               "params": dict(layer.params), "equations": neuron_equations(layer.neuron, layer.params)}
+              for name, layer in zip(names, spec.layers, strict=True)]
+    arrays = spec.arrays()
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": _versions(versions),
+        "policy": {"source": spec.extra.get("source", "PolicySpec"), "output": spec.extra.get("output", "action"),
+                   "stateful": spec.carry is not None, "carry": spec.carry},
+        "obs_dim": spec.obs_dim, "act_dim": spec.act_dim, "T": spec.T, "dtype": spec.dtype.name,
+        "coding": coding, "layers": layers,
+        "observation_space": obs_space, "action_space": act_space, "action_scaling": scaling,
+        "env": env,
+        "actor_config": spec.extra.get("actor_config"),
+        "weights": {"file": WEIGHTS_FILE, "sha256": weights_sha256,
+                    "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.name} for k, v in arrays.items()}},
+    }
+
+
+def write_bundle(spec: PolicySpec, path: str | os.PathLike[str], *, observation_space: Any = None,
+                 action_space: Any = None, env: dict[str, Any] | None = None,
+                 versions: dict[str, str] | None = None) -> Path:
+    """Write ``spec`` as a bundle directory at ``path`` (atomically; an existing bundle there is replaced)."""
+    spec.validate()
+    path = Path(path)
+    if path.exists() and not (path / MANIFEST_FILE).is_file() and (not path.is_dir() or any(path.iterdir())):
+        raise ValueError(f"{path} exists and is not a spikerl bundle; choose another path or remove it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        np.savez(tmp / WEIGHTS_FILE, **spec.arrays())
+        manifest = build_manifest(spec, sha256_file(tmp / WEIGHTS_FILE), observation_space=observation_space,
+                                  action_space=action_space, env=env, versions=versions)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / "bundle")
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------------
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked manifest of the bundle at ``path`` (format and version, required keys)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"{path} is not a bundle directory (expected a directory with {MANIFEST_FILE} and "
+                          f"{WEIGHTS_FILE}, as written by spikerl export --format bundle)")
+    mpath = path / MANIFEST_FILE
+    if not mpath.is_file():
+        raise BundleError(f"{path}: {MANIFEST_FILE} is missing; not a spikerl bundle")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise BundleError(f"{mpath}: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise BundleError(f"{mpath}: format is {got!r}, expected {FORMAT!r}")
+    version = manifest.get("format_version")
+    if version not in SUPPORTED_VERSIONS:
+        raise BundleError(f"{mpath}: unknown format_version {version!r}; this spikerl reads "
+                          f"{', '.join(map(str, SUPPORTED_VERSIONS))} (upgrade spikerl or re-export the policy)")
+    required = ("obs_dim", "act_dim", "T", "dtype", "coding", "layers", "weights", "policy")
+    missing = [k for k in required if k not in manifest]
+    if missing:
+        raise BundleError(f"{mpath}: missing key(s) {', '.join(missing)}")
+    return manifest
+
+
+def _load_arrays(path: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+    wpath = path / WEIGHTS_FILE
+    if not wpath.is_file():
+        raise BundleError(f"{path}: {WEIGHTS_FILE} is missing")
+    expected = manifest["weights"].get("sha256")
+    actual = sha256_file(wpath)
+    if actual != expected:
+        raise BundleError(f"{wpath}: SHA-256 checksum mismatch (manifest {expected}, file {actual}); the weights "
+                          "were modified or corrupted, re-export the bundle")
+    try:
+        with np.load(wpath, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise BundleError(f"{wpath}: unreadable ({err})") from None
+
+
+def read_bundle(path: str | os.PathLike[str]) -> tuple[PolicySpec, dict[str, Any]]:
+    """(spec, manifest) of the bundle at ``path``, checked: checksum, array names, shapes, dtypes, params."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    arrays = _load_arrays(path, manifest)
+    coding = manifest["coding"]
+    where = path / MANIFEST_FILE
+    try:
+        layers = []
+        for i, entry in enumerate(manifest["layers"]):
+            neuron = entry["neuron"]
+            if neuron not in NEURON_PARAMS:
+                raise BundleError(f"{where}: layer {i} has unknown neuron {neuron!r}; this runtime runs "
+                                  f"{', '.join(NEURON_PARAMS)}")
+            w, b = arrays.get(f"layer{i}.weight"), arrays.get(f"layer{i}.bias")
+            if w is None or b is None:
+                raise BundleError(f"{path / WEIGHTS_FILE}: layer{i}.weight or layer{i}.bias is missing")
+            layers.append(LayerSpec(w, b, neuron, dict(entry["params"])))
+        pop = coding["encoder"] == "pop"
+        spec = PolicySpec(
+            obs_dim=int(manifest["obs_dim"]), act_dim=int(manifest["act_dim"]), T=int(manifest["T"]),
+            encoder=coding["encoder"], preprocess=coding["preprocess"], layers=layers,
+            decoder_weight=arrays.get("decoder.weight"), decoder_bias=arrays.get("decoder.bias"),  # type: ignore
+            pop_dim=int(coding.get("pop_dim", 1)), encoder_mean=arrays.get("encoder.mean") if pop else None,
+            encoder_std=arrays.get("encoder.std") if pop else None, carry=manifest["policy"].get("carry"),
+            extra={"source": manifest["policy"].get("source"), "output": manifest["policy"].get("output")},
+        )
+    except (KeyError, TypeError) as err:
+        raise BundleError(f"{where}: malformed entry ({type(err).__name__}: {err})") from None
+    if spec.decoder_weight is None or spec.decoder_bias is None:
+        raise BundleError(f"{path / WEIGHTS_FILE}: decoder.weight or decoder.bias is missing")
+    unknown = sorted(set(arrays) - set(spec.expected_shapes()))
+    if unknown:
+        raise BundleError(f"{path / WEIGHTS_FILE}: unexpected array(s) {', '.join(unknown)}")
+    for name, shape in spec.expected_shapes().items():
+        arr = arrays.get(name)
+        if arr is None:
+            raise BundleError(f"{path / WEIGHTS_FILE}: array {name!r} is missing")
+        if tuple(arr.shape) != shape:
+            raise BundleError(f"{path / WEIGHTS_FILE}: array {name!r} has shape {tuple(arr.shape)}, the manifest's "
+                              f"sizes need {shape}")
+        if arr.dtype != np.dtype(manifest["dtype"]) or arr.dtype.name not in ("float32", "float64"):
+            raise BundleError(f"{path / WEIGHTS_FILE}: array {name!r} has dtype {arr.dtype}, expected "
+                              f"{manifest['dtype']} (float32 or float64)")
+    try:
+        spec.validate()
+    except ValueError as err:
+        raise BundleError(f"{where}: {err}") from None
+    return spec, manifest

@@ -1,0 +1,165 @@
+"""A spiking policy as plain NumPy arrays and numbers (no torch): what export writes and the runtime runs.
+
+    obs -> preprocess (tanh | none) -> encoder (population: A = exp(-0.5 (s - mu)^2 / sigma^2), regular
+    spikes V += A, S = [V > 0.999], V -= 0.999 S;  direct: the analog s at every step)
+    -> [I_t = W S_t + b -> neuron]  per layer, T steps from rest
+    -> rate r = count / T per output neuron -> a_k = tanh(sum_j w_kj r_kj + b_k)  (the deterministic action)
+
+:class:`PolicySpec` is the common currency of ``spikerl.export`` (bundle, NIR, ONNX) and
+``spikerl.runtime`` (the Numba policy); :data:`NEURON_PARAMS` lists the inference parameters of each
+neuron kind and :data:`EQUATIONS` their update rules as text (written into bundle manifests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+ENCODERS = ("pop", "direct")
+PREPROCESS = ("tanh", "none")
+ENCODER_THRESHOLD = 0.999
+
+#: inference parameters (beyond the weights) of each neuron kind, as stored in a manifest
+NEURON_PARAMS: dict[str, tuple[str, ...]] = {
+    "if": ("threshold", "reset"),
+    "lif": ("threshold", "reset", "decay"),
+    "plif": ("threshold", "reset", "decay"),
+    "clif": ("threshold", "reset", "decay", "current_decay"),
+    "dn": ("threshold", "current_decay", "theta_v", "theta_u", "theta_r", "theta_s", "u_sign"),
+    "multi-threshold": ("threshold", "reset", "decay", "levels"),
+}
+
+_RESET = {
+    "hard": "u_t = h_t (1 - s_t)",
+    "soft": "u_t = h_t - V_th s_t",
+}
+
+#: one-step update of each neuron kind (I_t = W s^{l-1}_t + b; state starts at 0 every decision)
+EQUATIONS: dict[str, list[str]] = {
+    "if": ["h_t = u_{t-1} + I_t", "s_t = [h_t > V_th]"],
+    "lif": ["h_t = decay u_{t-1} + I_t", "s_t = [h_t > V_th]"],
+    "plif": ["h_t = decay u_{t-1} + I_t  (decay = sigmoid(w), learned)", "s_t = [h_t > V_th]"],
+    "clif": ["c_t = current_decay c_{t-1} + I_t", "h_t = decay u_{t-1} + c_t", "s_t = [h_t > V_th]"],
+    "dn": ["C_t = current_decay C_{t-1} + I_t", "V = V (1 - S_{t-1}) + theta_r S_{t-1}",
+           "U = U + theta_s S_{t-1}", "dV = V^2 - V - U + C_t", "dU = theta_v V -/+ theta_u U  (u_sign)",
+           "V = V + dV; U = U + dU", "S_t = [V > V_th]"],
+    "multi-threshold": ["h_t = decay u_{t-1} + I_t", "k_t = sum_{j=1..levels} [h_t > j V_th]  (graded spike)",
+                        "soft: u_t = h_t - V_th k_t;  hard: u_t = h_t [k_t = 0]"],
+}
+
+
+def neuron_equations(neuron: str, params: dict[str, Any]) -> list[str]:
+    """The update rules of one layer's neuron as text (with its reset)."""
+    lines = list(EQUATIONS[neuron])
+    if neuron in ("if", "lif", "plif", "clif"):
+        lines.append(_RESET[params["reset"]])
+    return lines
+
+
+@dataclass
+class LayerSpec:
+    """One ``Linear -> neuron`` layer: ``weight[out, in]``, ``bias[out]``, neuron kind and parameters."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    neuron: str
+    params: dict[str, Any]
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weight.shape[0])
+
+
+@dataclass
+class PolicySpec:
+    """A deterministic spiking policy obs -> action in [-1, 1], as arrays (see the module docstring).
+
+    ``carry``: None (every decision starts from rest: stateless) or the name of a state carried across
+    decisions (``"crpi"``, converted policies), which needs ``reset()`` at episode start.
+    """
+
+    obs_dim: int
+    act_dim: int
+    T: int
+    encoder: str
+    preprocess: str
+    layers: list[LayerSpec]
+    decoder_weight: np.ndarray  # [act_dim, decoder_pop_dim]
+    decoder_bias: np.ndarray  # [act_dim]
+    pop_dim: int = 1
+    encoder_mean: np.ndarray | None = None  # [obs_dim, pop_dim] (population encoder)
+    encoder_std: np.ndarray | None = None
+    carry: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def decoder_pop_dim(self) -> int:
+        return int(self.decoder_weight.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.layers[0].weight.dtype
+
+    @property
+    def encoder_out(self) -> int:
+        return self.obs_dim * self.pop_dim if self.encoder == "pop" else self.obs_dim
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """All weight arrays by name (the ``weights.npz`` keys of a bundle)."""
+        out: dict[str, np.ndarray] = {}
+        if self.encoder == "pop":
+            out["encoder.mean"] = self.encoder_mean  # type: ignore[assignment]
+            out["encoder.std"] = self.encoder_std  # type: ignore[assignment]
+        for i, layer in enumerate(self.layers):
+            out[f"layer{i}.weight"] = layer.weight
+            out[f"layer{i}.bias"] = layer.bias
+        out["decoder.weight"] = self.decoder_weight
+        out["decoder.bias"] = self.decoder_bias
+        return out
+
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape every array must have, derived from the sizes alone."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        if self.encoder == "pop":
+            shapes["encoder.mean"] = shapes["encoder.std"] = (self.obs_dim, self.pop_dim)
+        n_in = self.encoder_out
+        for i, layer in enumerate(self.layers):
+            shapes[f"layer{i}.weight"] = (layer.n_out, n_in)
+            shapes[f"layer{i}.bias"] = (layer.n_out,)
+            n_in = layer.n_out
+        shapes["decoder.weight"] = (self.act_dim, self.decoder_pop_dim)
+        shapes["decoder.bias"] = (self.act_dim,)
+        return shapes
+
+    def validate(self) -> None:
+        """``ValueError`` naming the first inconsistency (kinds, sizes, shapes, parameters)."""
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; supported: {', '.join(ENCODERS)}")
+        if self.preprocess not in PREPROCESS:
+            raise ValueError(f"unknown preprocess {self.preprocess!r}; supported: {', '.join(PREPROCESS)}")
+        if self.T < 1 or self.obs_dim < 1 or self.act_dim < 1 or not self.layers:
+            raise ValueError(f"T, obs_dim, act_dim and the layer count must be >= 1, got T={self.T}, "
+                             f"obs_dim={self.obs_dim}, act_dim={self.act_dim}, {len(self.layers)} layers")
+        if self.layers[-1].n_out != self.act_dim * self.decoder_pop_dim:
+            raise ValueError(f"the last layer has {self.layers[-1].n_out} neurons but the decoder reads "
+                             f"{self.act_dim} x {self.decoder_pop_dim}")
+        for name, shape in self.expected_shapes().items():
+            arr = self.arrays()[name]
+            if arr is None or tuple(arr.shape) != shape:
+                got = None if arr is None else tuple(arr.shape)
+                raise ValueError(f"array {name!r} has shape {got}, expected {shape}")
+        for i, layer in enumerate(self.layers):
+            if layer.neuron not in NEURON_PARAMS:
+                raise ValueError(f"layer {i}: unknown neuron {layer.neuron!r}; known: {', '.join(NEURON_PARAMS)}")
+            missing = [k for k in NEURON_PARAMS[layer.neuron] if k not in layer.params]
+            if missing:
+                raise ValueError(f"layer {i} ({layer.neuron}): missing neuron parameter(s) {', '.join(missing)}")
+            reset = layer.params.get("reset", "hard")
+            if reset not in _RESET:
+                raise ValueError(f"layer {i} ({layer.neuron}): reset must be 'hard' or 'soft', got {reset!r}")
