@@ -135,9 +135,18 @@ def make_envs(cfg: dict[str, Any], seed: int) -> tuple[VecEnv, VecEnv]:
     """(training env seeded ``seed``, evaluation env seeded ``cfg.seed + 100``)."""
     from spikerl.envs import make_env
 
-    env = make_env(cfg["env"], seed=seed, n_envs=1, **cfg["env_kwargs"])
+    try:
+        env = make_env(cfg["env"], seed=seed, n_envs=1, **cfg["env_kwargs"])
+    except TypeError as err:  # gymnasium.make passes env_kwargs to the env's constructor
+        raise RunError(f"env_kwargs {cfg['env_kwargs']} not accepted by {cfg['env']}: {_first_line(err)}"
+                       ) from None
     eval_env = make_env(cfg["env"], seed=cfg["seed"] + EVAL_SEED_OFFSET, n_envs=1, **cfg["env_kwargs"])
     return env, eval_env
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def build_model(cfg: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
@@ -145,7 +154,10 @@ def build_model(cfg: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
     cls = algorithm_class(cfg["algo"])
     kwargs = model_kwargs(cfg, int(np.prod(env.action_space.shape)))
     policy = kwargs.pop("policy")
-    return cls(policy, env, **kwargs)
+    try:
+        return cls(policy, env, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise RunError(f"cannot build {cls.__name__}({policy}) for {cfg['env']}: {_first_line(err)}") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,7 +315,7 @@ def resume_run(run_dir: str | Path, *, progress: bool = False, console: Any = No
             model.load_replay_buffer(meta["replay_path"])
         except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt checkpoint
             raise RunError(f"corrupt checkpoint {meta['model_path']}: {type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''}") from None
+                           f"{_first_line(err)}") from None
         if int(model.num_timesteps) != step:
             raise RunError(f"corrupt checkpoint {meta['model_path']}: it holds step {model.num_timesteps}, "
                            f"its JSON says {step}")
@@ -335,8 +347,7 @@ def load_run_model(run_dir: str | Path, device: str = "cpu") -> tuple[BaseAlgori
     try:
         model = algorithm_class(cfg["algo"]).load(path, device=device)
     except Exception as err:  # noqa: BLE001
-        raise RunError(f"cannot load {path}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                       ) from None
+        raise RunError(f"cannot load {path}: {type(err).__name__}: {_first_line(err)}") from None
     return model, cfg, source
 
 

@@ -1,0 +1,133 @@
+"""Resume after SIGKILL (a real ``spikerl train`` subprocess), and clear errors for bad run directories."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from cli_helpers import ENV, run_cli, run_subprocess, spikerl_cmd, tiny
+from spikerl.agents.training import train_run
+
+from spikerl.config import load_config
+
+BUDGET = 800
+EVERY = 200
+
+
+def _eval_steps(run_dir) -> list[int]:
+    with (run_dir / "evaluations.csv").open() as fh:
+        return [int(r["step"]) for r in csv.DictReader(fh)]
+
+
+def test_sigkill_then_resume_finishes_the_exact_budget(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    args = ["train", "td3-proxy-lif", "--env", ENV, "--steps", str(BUDGET), "--run-dir", str(run_dir),
+            "--checkpoint-every", str(EVERY), "--seed", "3", "--set", *tiny(), f"eval.freq={EVERY}"]
+    proc = subprocess.Popen(spikerl_cmd(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run_dir / "checkpoints").glob("*.json")):
+            assert proc.poll() is None, f"training ended before its first checkpoint: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "model.zip").exists()
+    killed_at = max(int(p.stem.split("_")[1]) for p in (run_dir / "checkpoints").glob("*.json"))
+    assert killed_at < BUDGET
+
+    done = run_subprocess("train", "--resume", str(run_dir), "--quiet", timeout=300)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["total_timesteps"] == BUDGET
+    assert metrics["resumed_from"] is not None and metrics["resumed_from"] >= killed_at
+    # no env step was lost or repeated: one gradient update per step after learning_starts=100
+    assert metrics["n_updates"] == BUDGET - 100
+    # evaluations continue without gaps or duplicates across the kill
+    assert _eval_steps(run_dir) == list(range(0, BUDGET + 1, EVERY))
+    assert metrics["evaluations"] == BUDGET // EVERY + 1
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("*.json"))
+    # keep: 2 (none at the end: model.zip is the final state)
+    assert ckpts == [f"step_{BUDGET - 2 * EVERY:010d}.json", f"step_{BUDGET - EVERY:010d}.json"]
+
+    again = run_subprocess("train", "--resume", str(run_dir))
+    assert again.returncode == 2 and "already finished its 800 steps" in again.stderr
+
+
+@pytest.fixture
+def unfinished_run(tmp_path):
+    """A run with checkpoints at 100 and 200 whose process 'died' after step 200."""
+    run_dir = tmp_path / "run"
+    cfg = load_config("td3-ann", tiny(False) + [f"env={ENV}", "total_timesteps=250", "checkpoint.every=100"])
+    train_run(cfg, run_dir)
+    (run_dir / "model.zip").unlink()
+    (run_dir / "metrics.json").unlink()
+    return run_dir
+
+
+def _one_line_error(capsys, *argv) -> str:
+    code, _out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_truncated_checkpoint_is_a_clear_error(unfinished_run, capsys) -> None:
+    newest = unfinished_run / "checkpoints" / "step_0000000200.zip"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    err = _one_line_error(capsys, "train", "--resume", str(unfinished_run))
+    assert "corrupt checkpoint" in err and "step_0000000200.zip has 1000 bytes" in err
+
+
+def test_garbage_checkpoint_of_right_size_is_a_clear_error(unfinished_run, capsys) -> None:
+    newest = unfinished_run / "checkpoints" / "step_0000000200.zip"
+    newest.write_bytes(b"x" * newest.stat().st_size)
+    err = _one_line_error(capsys, "train", "--resume", str(unfinished_run))
+    assert "corrupt checkpoint" in err and "step_0000000200.zip" in err
+
+
+def test_missing_checkpoint_is_a_clear_error(unfinished_run, capsys) -> None:
+    for p in (unfinished_run / "checkpoints").iterdir():
+        p.unlink()
+    err = _one_line_error(capsys, "train", "--resume", str(unfinished_run))
+    assert "no checkpoint in" in err and "start it again without --resume" in err
+
+
+def test_uncommitted_checkpoint_is_ignored(unfinished_run, capsys) -> None:
+    """A kill during a checkpoint write leaves files without the JSON marker: resume uses the previous one."""
+    (unfinished_run / "checkpoints" / "step_0000000200.json").unlink()
+    code, _out, err = run_cli(capsys, "train", "--resume", str(unfinished_run), "--quiet")
+    assert code == 0, err
+    metrics = json.loads((unfinished_run / "metrics.json").read_text())
+    assert (metrics["resumed_from"], metrics["total_timesteps"]) == (100, 250)
+    assert _eval_steps(unfinished_run) == [0, 100, 200, 250]
+
+
+def test_evaluate_falls_back_to_newest_checkpoint(unfinished_run, capsys) -> None:
+    code, out, err = run_cli(capsys, "evaluate", str(unfinished_run), "--episodes", "1", "--seed", "5")
+    assert code == 0, err
+    result = json.loads((unfinished_run / "evaluation.json").read_text())
+    assert result["model"].startswith("checkpoints/step_0000000200.zip") and result["seed"] == 5
+
+
+def test_resume_rejects_config_flags_and_bad_dirs(tmp_path, capsys) -> None:
+    err = _one_line_error(capsys, "train", "--resume", str(tmp_path), "--steps", "10")
+    assert "drop --steps" in err
+    err = _one_line_error(capsys, "train", "--resume", str(tmp_path / "nope"))
+    assert "does not exist" in err
+    err = _one_line_error(capsys, "train", "--resume", str(tmp_path))
+    assert "not a spikerl run directory (no config.yaml)" in err
+    err = _one_line_error(capsys, "evaluate", str(tmp_path / "nope"))
+    assert "does not exist" in err
