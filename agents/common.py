@@ -98,7 +98,7 @@ class ProxyTargetMixin:
     # -- one training step's pieces -----------------------------------------------------------------
     def _check_finite(self, name: str, loss: th.Tensor) -> None:
         if not bool(th.isfinite(loss)):
-            raise NonFiniteLossError(name, self._n_updates, float(loss))
+            raise NonFiniteLossError(name, self._n_updates, float(loss.detach()))
 
     def _sample_for_proxy(self, batch_size: int) -> tuple[th.Tensor, ReplayBufferSamples]:
         """One replay draw of K*B transitions: the K proxy minibatches' observations ``[K, B, obs_dim]``

@@ -59,7 +59,7 @@ def proxy_update(proxy: nn.Module, optimizer: torch.optim.Optimizer, obs: torch.
     for k in range(obs.shape[0]):
         loss = F.mse_loss(proxy(obs[k]), labels[k])
         if check_finite and not bool(torch.isfinite(loss)):
-            raise FloatingPointError(f"proxy loss {float(loss)} at imitation step {k}")
+            raise FloatingPointError(f"proxy loss {float(loss.detach())} at imitation step {k}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
