@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -366,7 +367,12 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     model, cfg, source = load_run_model(run_dir)
     seed = cfg["seed"] + EVAL_SEED_OFFSET if seed is None else int(seed)
     video_dir = run_dir / VIDEO_DIR if video else None
-    env = make_env(cfg["env"], seed=seed, n_envs=1, video_folder=video_dir, **cfg["env_kwargs"])
+    if video_dir is not None:  # RecordVideo names files eval-episode-<i>.mp4: drop a previous evaluation's
+        for old in video_dir.glob("eval-episode-*.mp4"):
+            old.unlink()
+    with warnings.catch_warnings():  # RecordVideo warns when RUN_DIR/videos exists; we own that folder
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
+        env = make_env(cfg["env"], seed=seed, n_envs=1, video_folder=video_dir, **cfg["env_kwargs"])
     counted = [0]
 
     def step_hook(local: dict[str, Any], _globals: dict[str, Any]) -> None:
@@ -381,6 +387,10 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
                                            return_episode_rewards=True, warn=False, callback=step_hook)
     finally:
         env.close()
+    if video_dir is not None:  # the VecEnv auto-resets after the last episode: drop that extra recording
+        for extra in video_dir.glob("eval-episode-*.mp4"):
+            if int(extra.stem.rsplit("-", 1)[1]) >= episodes:
+                extra.unlink()
     result = {
         "env": cfg["env"], "model": source, "episodes": int(episodes), "deterministic": bool(deterministic),
         "seed": seed, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),

@@ -120,3 +120,17 @@ def test_non_finite_loss_stops_with_message_and_keeps_checkpoint(tmp_path, capsy
     # the kept checkpoint loads and evaluates
     result = evaluate_run(run_dir, episodes=1)
     assert result["model"].startswith("checkpoints/step_0000000200.zip")
+
+
+def test_evaluate_records_one_video_per_episode(tmp_path, capsys) -> None:
+    pytest.importorskip("moviepy")
+    run_dir = tmp_path / "run"
+    train_run(load_config("td3-ann", tiny(False) + [f"env={ENV}", "total_timesteps=100"]), run_dir)
+    for episodes in (2, 1):  # the second evaluation replaces the first one's videos
+        code, out, err = run_cli(capsys, "evaluate", str(run_dir), "--episodes", str(episodes), "--video", "--quiet")
+        assert code == 0, err
+        assert err == ""
+    videos = sorted(p.name for p in (run_dir / "videos").iterdir())
+    assert videos == ["eval-episode-0.mp4"]
+    assert (run_dir / "videos" / videos[0]).stat().st_size > 1000
+    assert json.loads((run_dir / "evaluation.json").read_text())["videos"] == ["videos/eval-episode-0.mp4"]
