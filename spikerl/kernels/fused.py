@@ -6,14 +6,20 @@ Forward (no autograd graph, T steps):
     s_t = [h_t > V_th]
     u_t = h_t (1 - s_t)   (hard)    or    h_t - V_th s_t   (soft)
 
-Backward (BPTT through the membrane, surrogate sigma' at the spike), from t = T-1 down to 0, with
-g_u the gradient reaching u_t from step t+1 and g_c the one reaching c_t:
+Backward (BPTT through the membrane, surrogate sigma' at the spike). With g_u the gradient reaching
+u_t from step t+1 (g_u = lambda g_h[t+1]) the reference loop computes
     g_s  = dL/ds_t + g_u * du_t/ds_t          (du/ds = -h_t hard, -V_th soft; 0 when the reset is detached)
     g_h  = g_u * du_t/dh_t + g_s * sigma'(h_t - V_th)     (du/dh = 1 - s_t hard, 1 soft)
-    dL/dlambda += g_h * u_{t-1}               (PLIF)
-    g_u <- lambda g_h
-    g_c <- g_h + alpha g_c ;  dL/dx_t = g_c   (CLIF; otherwise dL/dx_t = g_h)
+which is the first-order linear recursion
+    g_h[t] = G_t + A_t g_h[t+1],   G_t = dL/ds_t sigma'_t,   A_t = lambda (du_t/dh_t + du_t/ds_t sigma'_t),
+with G and A computed for all t at once (a few whole-tensor ops) and one ``addcmul`` per step. Then
+    dL/dlambda = sum_{t>=1} g_h[t] u_{t-1}    (PLIF; u_{t-1} from the saved h, s)
+    g_c[t] = g_h[t] + alpha g_c[t+1],  dL/dx_t = g_c[t]   (CLIF; otherwise dL/dx_t = g_h[t])
 
+The forward takes four in-place ops per step (``mul``, ``add_``, ``gt`` into the float spike buffer,
+and ``addcmul``/``sub`` for the reset) and allocates only its outputs: h and s are written straight
+into the saved ``[T, ...]`` buffers. Every forward value is computed with the same roundings as the
+reference (hard reset h - h s equals h (1 - s) exactly for s in {0, 1}), so spikes match it exactly.
 Pure tensor ops, so it runs on CPU and CUDA tensors alike. The reference it is tested against is
 ``SpikingNeuron.reference_forward`` (autograd through a Python loop of ``step``).
 """
@@ -22,28 +28,42 @@ from __future__ import annotations
 
 import torch
 
-from spikerl.surrogates import Surrogate
+from spikerl.surrogates import Rectangular, Surrogate
+
+
+def _surrogate_derivative_(surrogate: Surrogate, x: torch.Tensor) -> torch.Tensor:
+    """``surrogate.derivative(x)``, computed in x's buffer (x is a temporary) for the rectangular surrogate.
+
+    Large temporaries are costly on CPU (fresh pages fault in on first touch), so the default surrogate
+    avoids them; the values are the same as ``Rectangular.derivative``. Others use ``derivative``.
+    """
+    if type(surrogate) is Rectangular:
+        return x.abs_().lt_(surrogate.width).mul_(0.5 / surrogate.width)
+    return surrogate.derivative(x)
 
 
 class _LeakyMultiStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, decay, current_decay, threshold, hard, detach_reset, surrogate):  # type: ignore[override]
-        lam = decay
-        h_seq = torch.empty_like(x_seq)
-        s_seq = torch.empty_like(x_seq)
-        u = torch.zeros_like(x_seq[0])
-        c = torch.zeros_like(x_seq[0]) if current_decay is not None else None
+        lam = decay.detach() if isinstance(decay, torch.Tensor) else decay
+        h_seq = torch.empty_like(x_seq, memory_format=torch.contiguous_format)
+        s_seq = torch.empty_like(h_seq)
+        u = torch.empty_like(x_seq[0], memory_format=torch.contiguous_format)
+        c = x_seq[0].clone(memory_format=torch.contiguous_format) if current_decay is not None else None
         for t in range(x_seq.shape[0]):
-            if c is not None:
-                c = c * current_decay + x_seq[t]
-                inp = c
+            h = h_seq[t]
+            if c is not None and t > 0:
+                c.mul_(current_decay).add_(x_seq[t])
+            inp = x_seq[t] if c is None else c
+            if t == 0:
+                h.copy_(inp)  # 0 * lambda + c_0 = c_0
             else:
-                inp = x_seq[t]
-            h = u * lam + inp
-            s = (h > threshold).to(x_seq.dtype)
-            h_seq[t] = h
-            s_seq[t] = s
-            u = h * (1.0 - s) if hard else h - threshold * s
+                torch.mul(u, lam, out=h).add_(inp)
+            s = torch.gt(h, threshold, out=s_seq[t])
+            if hard:
+                torch.addcmul(h, h, s, value=-1.0, out=u)  # h - h s = h (1 - s)
+            else:
+                torch.sub(h, s, alpha=threshold, out=u)  # h - V_th s
         decay_is_tensor = isinstance(decay, torch.Tensor)
         ctx.save_for_backward(h_seq, s_seq, decay if decay_is_tensor else None)
         ctx.lam_value = None if decay_is_tensor else float(decay)
@@ -58,32 +78,32 @@ class _LeakyMultiStep(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_s):  # type: ignore[override]
         h_seq, s_seq, decay_t = ctx.saved_tensors
-        lam = decay_t if ctx.decay_is_tensor else ctx.lam_value
+        lam = decay_t.detach() if ctx.decay_is_tensor else ctx.lam_value
         thr, hard, alpha = ctx.threshold, ctx.hard, ctx.current_decay
         need_lam = ctx.decay_is_tensor and ctx.needs_input_grad[1]
-        grad_x = torch.empty_like(h_seq)
-        grad_u = torch.zeros_like(h_seq[0])
-        grad_c = torch.zeros_like(h_seq[0]) if alpha is not None else None
-        grad_lam = torch.zeros((), dtype=h_seq.dtype, device=h_seq.device) if need_lam else None
-        sg_all = ctx.surrogate.derivative(h_seq - thr)
-        for t in range(h_seq.shape[0] - 1, -1, -1):
-            h, s = h_seq[t], s_seq[t]
-            grad_spike = grad_s[t]
-            if not ctx.detach_reset:
-                grad_spike = grad_spike - grad_u * (h if hard else thr)
-            grad_h = grad_spike * sg_all[t]
-            grad_h = grad_h + (grad_u * (1.0 - s) if hard else grad_u)
-            if need_lam and t > 0:
-                hp, sp = h_seq[t - 1], s_seq[t - 1]
-                u_prev = hp * (1.0 - sp) if hard else hp - thr * sp
-                grad_lam = grad_lam + (grad_h * u_prev).sum()
-            grad_u = grad_h * lam
-            if grad_c is not None:
-                grad_c = grad_h + grad_c * alpha
-                grad_x[t] = grad_c
-            else:
-                grad_x[t] = grad_h
-        return grad_x, grad_lam, None, None, None, None, None
+        sg = _surrogate_derivative_(ctx.surrogate, h_seq - thr)
+        if hard:
+            du_dh = 1.0 - s_seq
+            coef = du_dh if ctx.detach_reset else du_dh.addcmul_(h_seq, sg, value=-1.0)
+        else:
+            coef = None if ctx.detach_reset else sg.mul(-thr).add_(1.0)
+        grad_h = sg.mul_(grad_s)  # G_t, in the surrogate's buffer; becomes g_h in place below
+        if coef is None:  # soft reset, detached: A_t = lambda
+            for t in range(h_seq.shape[0] - 2, -1, -1):
+                grad_h[t].add_(grad_h[t + 1] * lam)
+        else:
+            coef.mul_(lam)
+            for t in range(h_seq.shape[0] - 2, -1, -1):
+                grad_h[t].addcmul_(grad_h[t + 1], coef[t])
+        grad_lam = None
+        if need_lam:
+            hp, sp = h_seq[:-1], s_seq[:-1]
+            u_prev = hp.addcmul(hp, sp, value=-1.0) if hard else hp.sub(sp, alpha=thr)
+            grad_lam = (grad_h[1:] * u_prev).sum().reshape(decay_t.shape).to(decay_t.dtype)
+        if alpha is not None:
+            for t in range(h_seq.shape[0] - 2, -1, -1):
+                grad_h[t].add_(grad_h[t + 1], alpha=alpha)
+        return grad_h, grad_lam, None, None, None, None, None
 
 
 def leaky_multistep(
