@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["CompiledPolicy", "compile_policy"]
+__all__ = ["CompiledPolicy", "compile_policy", "pack_policy"]
 
 # neuron kinds
 _LEAKY, _CLIF, _DN, _MULTI = 0, 1, 2, 3
@@ -339,35 +339,130 @@ class CompiledPolicy:
                 f"dtype={self.dtype.name}, layers={self.count_names})")
 
 
-def _neuron_params(neuron, index: int) -> tuple[int, int, list[float]]:
-    """(kind, levels, float params) of one neuron layer; ValueError for unsupported neurons."""
-    from spikerl.neurons import CLIFNeuron, DNNeuron, IFNeuron, LIFNeuron, MultiThresholdNeuron, PLIFNeuron
-
-    thr = float(neuron.threshold)
-    hard = 1.0 if getattr(neuron, "reset_mode", "hard") == "hard" else 0.0
+def _kernel_params(name: str, p: dict, index: int) -> tuple[int, int, list[float]]:
+    """(kind, levels, float params) of one layer from its neuron name and plain parameters."""
+    thr = float(p["threshold"])
+    hard = 1.0 if p.get("reset", "hard") == "hard" else 0.0
     params = [thr, 1.0, 0.0, hard, 0.0, 0.0, 0.0, 0.0]
     kind, levels = _LEAKY, 0
+    if name == "clif":
+        kind = _CLIF
+        params[1], params[2] = float(p["decay"]), float(p["current_decay"])
+    elif name in ("lif", "plif"):
+        params[1] = float(p["decay"])
+    elif name == "if":
+        pass
+    elif name == "dn":
+        kind = _DN
+        tu = float(p["theta_u"]) if p["u_sign"] == "+" else -float(p["theta_u"])
+        params[2] = float(p["current_decay"])
+        params[4:8] = [float(p["theta_r"]), float(p["theta_s"]), float(p["theta_v"]), tu]
+    elif name == "multi-threshold":
+        kind, levels = _MULTI, int(p["levels"])
+        params[1] = float(p["decay"])
+        params += [float(j * thr) for j in range(1, levels + 1)]
+    else:
+        raise ValueError(f"layer {index} has neuron {name!r}, which has no Numba kernel; supported: if, lif, clif, "
+                         "plif, dn, multi-threshold")
+    return kind, levels, params
+
+
+def _neuron_params(neuron, index: int) -> tuple[str, dict]:
+    """(name, plain parameters) of one torch neuron layer; ValueError for unsupported neurons."""
+    from spikerl.neurons import CLIFNeuron, DNNeuron, IFNeuron, LIFNeuron, MultiThresholdNeuron, PLIFNeuron
+
+    p: dict = {"threshold": float(neuron.threshold), "reset": getattr(neuron, "reset_mode", "hard")}
     cls = type(neuron)
     if cls is CLIFNeuron:
-        kind = _CLIF
-        params[1], params[2] = float(neuron.decay), float(neuron.current_decay)
-    elif cls in (LIFNeuron, IFNeuron, PLIFNeuron):
+        p.update(decay=float(neuron.decay), current_decay=float(neuron.current_decay))
+        return "clif", p
+    if cls in (LIFNeuron, IFNeuron, PLIFNeuron):
         decay = neuron.decay
-        params[1] = float(decay.detach()) if hasattr(decay, "detach") else float(decay)
-    elif cls is DNNeuron:
-        kind = _DN
-        tu = neuron.theta_u if neuron.u_sign == "+" else -neuron.theta_u
-        params[2], params[4:8] = float(neuron.current_decay), [neuron.theta_r, neuron.theta_s, neuron.theta_v, tu]
-    elif cls is MultiThresholdNeuron:
-        kind, levels = _MULTI, int(neuron.levels)
-        params[1] = float(neuron.decay)
-        params += [float(j * neuron.threshold) for j in range(1, levels + 1)]
-    else:
-        raise ValueError(
-            f"compile_policy: layer {index} has neuron {cls.__name__} ({getattr(neuron, 'name', '?')!r}), "
-            "which has no Numba kernel; supported: if, lif, clif, plif, dn, multi-threshold"
-        )
-    return kind, levels, params
+        p["decay"] = float(decay.detach()) if hasattr(decay, "detach") else float(decay)
+        return "lif", p
+    if cls is DNNeuron:
+        p.update(current_decay=float(neuron.current_decay), theta_r=neuron.theta_r, theta_s=neuron.theta_s,
+                 theta_v=neuron.theta_v, theta_u=neuron.theta_u, u_sign=neuron.u_sign)
+        return "dn", p
+    if cls is MultiThresholdNeuron:
+        p.update(decay=float(neuron.decay), levels=int(neuron.levels))
+        return "multi-threshold", p
+    raise ValueError(
+        f"compile_policy: layer {index} has neuron {cls.__name__} ({getattr(neuron, 'name', '?')!r}), "
+        "which has no Numba kernel; supported: if, lif, clif, plif, dn, multi-threshold"
+    )
+
+
+def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
+    """Pack a plain-array policy (a :class:`spikerl.runtime.spec.PolicySpec`) into a :class:`CompiledPolicy`.
+
+    Torch-free: this is what ``spikerl.runtime.load_policy`` runs on a bundle. ``spec`` needs ``obs_dim``,
+    ``act_dim``, ``T``, ``encoder`` ("pop" | "direct"), ``preprocess`` ("tanh" | "none"), ``pop_dim``,
+    ``encoder_mean`` / ``encoder_std`` ``[obs_dim, pop_dim]`` (pop), ``layers`` (each with ``weight[out, in]``,
+    ``bias[out]``, ``neuron`` name and ``params``), ``decoder_weight[act, pop]`` and ``decoder_bias[act]``.
+    Arrays are copied in ``dtype`` (float32 or float64).
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"compile_policy: dtype must be float32 or float64, got {dtype}")
+    if spec.encoder not in ("pop", "direct"):
+        raise ValueError(f"compile_policy: unsupported encoder {spec.encoder!r}; supported: pop, direct")
+    if spec.preprocess not in ("tanh", "none"):
+        raise ValueError(f"compile_policy: unsupported preprocess {spec.preprocess!r}; supported: tanh, none")
+    enc_kind = 0 if spec.encoder == "pop" else 1
+    pop = int(spec.pop_dim) if enc_kind == 0 else 1
+
+    chunks: list[np.ndarray] = []
+    offset = 0
+
+    def put(a: np.ndarray) -> int:
+        nonlocal offset
+        start = offset
+        flat = np.ascontiguousarray(a, dtype=dtype).ravel()
+        chunks.append(flat)
+        offset += flat.size
+        return start
+
+    D, T, L = int(spec.obs_dim), int(spec.T), len(spec.layers)
+    meta = np.zeros(_HEADER + _LSTRIDE * L, dtype=np.int64)
+    fp: list[float] = [0.999, -0.5, 1.0, 0.0, float(T), 0.0, 0.0, 0.0]
+    count_names: list[str] = []
+    count_sizes: list[int] = []
+    count_off = 0
+    if enc_kind == 0:
+        meta[_H_MEAN], meta[_H_STD] = put(np.asarray(spec.encoder_mean)), put(np.asarray(spec.encoder_std))
+        meta[_H_ENCCNT] = 0
+        count_names.append("encoder")
+        count_sizes.append(D * pop)
+        count_off = D * pop
+    sizes = [D * pop]
+    for index, layer in enumerate(spec.layers):
+        kind, levels, params = _kernel_params(layer.neuron, layer.params, index)
+        weight = np.asarray(layer.weight)
+        n_out, n_in = weight.shape
+        if n_in != sizes[-1]:
+            raise ValueError(f"compile_policy: layer {index} takes {n_in} inputs but receives {sizes[-1]}")
+        lb = _HEADER + index * _LSTRIDE
+        meta[lb:lb + 8] = [n_in, n_out, put(weight.T), put(np.asarray(layer.bias)), kind, levels, len(fp),
+                           count_off]
+        fp += params
+        count_off += n_out
+        sizes.append(n_out)
+    count_names += [f"hidden{i}" for i in range(L - 1)] + ["output"]
+    count_sizes += sizes[1:]
+    dec_w = np.asarray(spec.decoder_weight)
+    act_dim, dec_pop = dec_w.shape
+    meta[_H_DECW], meta[_H_DECB] = put(dec_w), put(np.asarray(spec.decoder_bias))
+    maxn = max(sizes)
+    meta[[_H_T, _H_ENC, _H_PRE, _H_OBS, _H_POP, _H_L, _H_ACT, _H_DPOP, _H_MAXN]] = [
+        T, enc_kind, 1 if spec.preprocess == "tanh" else 0, D, pop, L, act_dim, dec_pop, maxn,
+    ]
+    w = np.concatenate(chunks)
+    work_size = D + 2 * D * pop + 6 * maxn + 2 * T * maxn
+    return CompiledPolicy(
+        obs_dim=D, act_dim=int(act_dim), T=T, dtype=dtype, w=w, fp=np.asarray(fp, dtype=dtype), meta=meta,
+        work_size=work_size, iwork_size=2 * T * maxn + 2 * T + maxn, count_names=count_names, count_sizes=count_sizes,
+    )
 
 
 def compile_policy(actor, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
@@ -375,10 +470,12 @@ def compile_policy(actor, dtype: type | np.dtype = np.float32) -> CompiledPolicy
 
     The weights are copied (later changes to the actor are not seen). ``dtype`` is float32 (default)
     or float64. For a Gaussian (SAC) actor the policy returns the deterministic action tanh(mean).
-    Unsupported parts (stochastic encoder, unknown neuron classes) raise ``ValueError``.
+    Unsupported parts (stochastic encoder, unknown neuron classes) raise ``ValueError``. The torch
+    parameters are read into a :class:`spikerl.runtime.spec.PolicySpec` and packed by :func:`pack_policy`.
     """
     from spikerl.coding import DirectEncoder, PopulationEncoder
     from spikerl.networks import _SpikingActorBase
+    from spikerl.runtime.spec import LayerSpec, PolicySpec
 
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -394,62 +491,23 @@ def compile_policy(actor, dtype: type | np.dtype = np.float32) -> CompiledPolicy
                 "compile_policy: the stochastic population encoder (encoder='pop-stochastic') is not supported; "
                 "use encoder='pop' (deterministic) or 'direct'"
             )
-        enc_kind, pop = 0, enc.pop_dim
+        encoder, pop = "pop", enc.pop_dim
     elif isinstance(enc, DirectEncoder):
-        enc_kind, pop = 1, 1
+        encoder, pop = "direct", 1
     else:
         raise ValueError(f"compile_policy: unsupported encoder {type(enc).__name__}; supported: pop, direct")
-    if enc.preprocess not in ("tanh", "none"):
-        raise ValueError(f"compile_policy: unsupported preprocess {enc.preprocess!r}; supported: tanh, none")
 
     def arr(t) -> np.ndarray:
         return t.detach().cpu().numpy().astype(dtype, copy=True)
 
-    chunks: list[np.ndarray] = []
-    offset = 0
-
-    def put(a: np.ndarray) -> int:
-        nonlocal offset
-        start = offset
-        flat = np.ascontiguousarray(a, dtype=dtype).ravel()
-        chunks.append(flat)
-        offset += flat.size
-        return start
-
-    D, T = actor.obs_dim, actor.T
-    meta = np.zeros(_HEADER + _LSTRIDE * len(actor.snn.linears), dtype=np.int64)
-    fp: list[float] = [0.999, -0.5, 1.0, 0.0, float(T), 0.0, 0.0, 0.0]
-    count_names: list[str] = []
-    count_sizes: list[int] = []
-    count_off = 0
-    if enc_kind == 0:
-        meta[_H_MEAN], meta[_H_STD] = put(arr(enc.mean)), put(arr(enc.std))
-        meta[_H_ENCCNT] = 0
-        count_names.append("encoder")
-        count_sizes.append(D * pop)
-        count_off = D * pop
-    sizes = [enc.out_features]
+    layers = []
     for index, (linear, neuron) in enumerate(zip(actor.snn.linears, actor.snn.neurons, strict=True)):
-        kind, levels, params = _neuron_params(neuron, index)
-        n_out, n_in = linear.weight.shape
-        lb = _HEADER + index * _LSTRIDE
-        meta[lb:lb + 8] = [n_in, n_out, put(arr(linear.weight).T), put(arr(linear.bias)), kind, levels,
-                           len(fp), count_off]
-        fp += params
-        count_off += n_out
-        sizes.append(n_out)
-    count_names += list(actor.layer_names)
-    count_sizes += sizes[1:]
-    dec = actor.decoder
-    meta[_H_DECW], meta[_H_DECB] = put(arr(dec.weight)), put(arr(dec.bias))
-    maxn = max(sizes)
-    meta[[_H_T, _H_ENC, _H_PRE, _H_OBS, _H_POP, _H_L, _H_ACT, _H_DPOP, _H_MAXN]] = [
-        T, enc_kind, 1 if enc.preprocess == "tanh" else 0, D, pop, len(actor.snn.linears), actor.act_dim,
-        dec.pop_dim, maxn,
-    ]
-    w = np.concatenate(chunks)
-    work_size = D + 2 * D * pop + 6 * maxn + 2 * T * maxn
-    return CompiledPolicy(
-        obs_dim=D, act_dim=actor.act_dim, T=T, dtype=dtype, w=w, fp=np.asarray(fp, dtype=dtype), meta=meta,
-        work_size=work_size, iwork_size=2 * T * maxn + 2 * T + maxn, count_names=count_names, count_sizes=count_sizes,
+        name, params = _neuron_params(neuron, index)
+        layers.append(LayerSpec(arr(linear.weight), arr(linear.bias), name, params))
+    spec = PolicySpec(
+        obs_dim=actor.obs_dim, act_dim=actor.act_dim, T=actor.T, encoder=encoder, preprocess=enc.preprocess,
+        layers=layers, decoder_weight=arr(actor.decoder.weight), decoder_bias=arr(actor.decoder.bias), pop_dim=pop,
+        encoder_mean=arr(enc.mean) if encoder == "pop" else None,
+        encoder_std=arr(enc.std) if encoder == "pop" else None,
     )
+    return pack_policy(spec, dtype)
