@@ -1,0 +1,80 @@
+"""A deployed spiking policy: a bundle run by the Numba kernel (``spikerl.kernels.numba_policy``), no torch.
+
+``policy.act(obs)`` takes one observation ``[obs_dim]`` or a batch ``[B, obs_dim]`` and returns the env
+action(s): the network's action a in [-1, 1] scaled onto the bundle's action space
+(``a_env = low + (a + 1)/2 (high - low)``, as Stable-Baselines3's ``unscale_action``), or a itself when the
+bundle has no action space (``normalized=True`` always gives a). ``policy.reset()`` starts a new episode:
+stateless policies (every decision simulates T steps from rest, the spikerl actors) have nothing to
+reset; a carry policy (``manifest["policy"]["carry"]``) would drop its carried state there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikerl.runtime.bundle import BundleError, read_bundle, space_bounds
+from spikerl.runtime.spec import PolicySpec
+
+
+class Policy:
+    """A loaded bundle (build it with :func:`load_policy`). Not thread-safe: make one per thread."""
+
+    def __init__(self, spec: PolicySpec, manifest: dict[str, Any], path: Path | None = None,
+                 dtype: np.dtype | type | str | None = None) -> None:
+        from spikerl.kernels.numba_policy import pack_policy
+
+        if spec.carry is not None:
+            raise BundleError(f"{path}: the policy carries state across decisions (carry={spec.carry!r}), which "
+                              "this runtime does not run yet; evaluate it with torch (spikerl.conversion)")
+        self.spec, self.manifest, self.path = spec, manifest, path
+        self.obs_dim, self.act_dim, self.T = spec.obs_dim, spec.act_dim, spec.T
+        self.dtype = np.dtype(dtype if dtype is not None else spec.dtype)
+        self._kernel = pack_policy(spec, dtype=self.dtype)
+        self.env_id: str | None = (manifest.get("env") or {}).get("id")
+        self._low = self._span = None
+        space = manifest.get("action_space")
+        if space is not None and manifest.get("action_scaling", {}).get("kind") == "affine":
+            low, high = space_bounds(space)
+            self._low, self._span = low.astype(self.dtype), (high - low).astype(self.dtype)
+
+    @property
+    def stateful(self) -> bool:
+        return self.spec.carry is not None
+
+    def reset(self) -> None:
+        """Start a new episode (clears carried state; a no-op for stateless policies)."""
+
+    def act(self, obs: np.ndarray | Any, *, normalized: bool = False) -> np.ndarray:
+        """Env action(s) for ``obs[obs_dim]`` or ``obs[B, obs_dim]`` (``normalized=True``: in [-1, 1])."""
+        a = self._kernel(obs)
+        if normalized or self._low is None:
+            return a
+        return self._low + (0.5 * (a + 1.0)) * self._span
+
+    __call__ = act
+
+    def spike_counts(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        """Spikes per neuron summed over T, ``{"encoder"?, "hidden0", ..., "output": [B, n]}``."""
+        return self._kernel.spike_counts(obs)
+
+    def __repr__(self) -> str:
+        layers = "-".join(f"{layer.n_out}{layer.neuron}" for layer in self.spec.layers)
+        return (f"Policy({self.path}, obs_dim={self.obs_dim}, act_dim={self.act_dim}, T={self.T}, layers={layers}, "
+                f"dtype={self.dtype.name}, env={self.env_id})")
+
+
+def load_policy(path: str | os.PathLike[str], dtype: np.dtype | type | str | None = None) -> Policy:
+    """Load a bundle directory (``spikerl export --format bundle``) for inference with NumPy + Numba.
+
+    ``dtype``: float32 or float64 compute (default: the bundle's weight dtype). Raises
+    :class:`~spikerl.runtime.bundle.BundleError` (a ``ValueError``) for a missing, malformed or tampered
+    bundle, naming the problem.
+    """
+    spec, manifest = read_bundle(path)
+    if dtype is not None and np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"load_policy: dtype must be float32 or float64, got {np.dtype(dtype)}")
+    return Policy(spec, manifest, Path(path), dtype)
