@@ -1,0 +1,217 @@
+"""Bundle export and the Numba runtime against the torch actors: identical spikes, actions within 1e-5."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from spikerl.export import export_policy
+from spikerl.runtime import BundleError, load_policy, read_bundle
+
+from .helpers import (
+    ACT_DIM,
+    NEURON_RESETS,
+    OBS_DIM,
+    ids,
+    make_actor,
+    observations,
+    torch_action,
+    torch_counts,
+)
+
+ACTION_SPACE = {"shape": [ACT_DIM], "low": [-1.0, -0.4, 0.0], "high": [1.0, 0.4, 3.0]}
+OBS_SPACE = {"shape": [OBS_DIM], "low": [-math.inf] * OBS_DIM, "high": [math.inf] * OBS_DIM}
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    """Every neuron type and reset, population coding, float64: (torch actor, loaded runtime policy)."""
+    root = tmp_path_factory.mktemp("bundles")
+    out = {}
+    for neuron, reset in NEURON_RESETS:
+        actor = make_actor(neuron, reset)
+        path = export_policy(actor, root / f"{neuron}-{reset}", "bundle", observation_space=OBS_SPACE,
+                             action_space=ACTION_SPACE, env={"id": "Test-v0", "kwargs": {}})
+        out[neuron, reset] = actor, load_policy(path), path
+    return out
+
+
+@pytest.mark.parametrize("cfg", NEURON_RESETS, ids=ids)
+def test_runtime_float64_identical_spikes_and_actions(bundles, cfg):
+    actor, policy, _ = bundles[cfg]
+    obs = observations()
+    ref = torch_counts(actor, obs)
+    got = policy.spike_counts(obs)
+    assert list(got) == list(ref) == ["encoder", "hidden0", "hidden1", "output"]
+    for name in ref:
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=f"{cfg} {name}")
+    rates = {k: v.mean() / actor.T for k, v in ref.items()}
+    assert all(r > 0.05 for r in rates.values()), rates  # the comparison is not vacuous
+    ref_act = torch_action(actor, obs)
+    act = policy.act(obs, normalized=True)
+    assert act.dtype == np.float64 and act.shape == (len(obs), ACT_DIM)
+    np.testing.assert_allclose(act, ref_act, rtol=0, atol=1e-10)
+    assert np.abs(ref_act).max() > 0.05
+
+
+@pytest.mark.parametrize("cfg", [("lif", "hard"), ("clif", "soft"), ("multi-threshold", "hard")], ids=ids)
+def test_runtime_float32_and_direct_encoding(tmp_path, cfg):
+    actor = make_actor(*cfg, encoder="direct", dtype=torch.float32)
+    policy = load_policy(export_policy(actor, tmp_path / "b", "bundle"))
+    assert policy.dtype == np.float32 and "encoder" not in policy.spike_counts(observations(n=2))
+    obs = observations(np.float32)
+    np.testing.assert_allclose(policy.act(obs), torch_action(actor, obs), rtol=0, atol=1e-5)
+
+
+def test_env_action_scaling_single_and_batch(bundles):
+    actor, policy, _ = bundles["lif", "hard"]
+    obs = observations(n=6)
+    a = torch_action(actor, obs)
+    low, high = np.array(ACTION_SPACE["low"]), np.array(ACTION_SPACE["high"])
+    expected = low + 0.5 * (a + 1.0) * (high - low)  # SB3 unscale_action
+    batch = policy.act(obs)
+    np.testing.assert_allclose(batch, expected, rtol=0, atol=1e-12)
+    assert np.all(batch >= low) and np.all(batch <= high)
+    single = np.stack([policy.act(o) for o in obs])
+    np.testing.assert_array_equal(single, batch)
+    assert policy.act(obs[0]).shape == (ACT_DIM,)
+    policy.reset()  # stateless: a no-op, the next action is unchanged
+    np.testing.assert_array_equal(policy.act(obs[0]), batch[0])
+    assert not policy.stateful and policy.env_id == "Test-v0"
+
+
+def test_gaussian_actor_exports_deterministic_action(tmp_path):
+    actor = make_actor("lif", gaussian=True)
+    policy = load_policy(export_policy(actor, tmp_path / "sac", "bundle"))
+    obs = observations()
+    np.testing.assert_allclose(policy.act(obs), torch_action(actor, obs), rtol=0, atol=1e-10)
+    assert policy.manifest["policy"]["output"] == "tanh(mean)"
+
+
+def test_manifest_contents(bundles):
+    actor, _, path = bundles["plif", "soft"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["format"] == "spikerl-bundle" and manifest["format_version"] == 1
+    assert manifest["T"] == actor.T and manifest["dtype"] == "float64"
+    assert {"spikerl", "numpy", "torch"} <= set(manifest["versions"])
+    assert manifest["coding"]["encoder"] == "pop" and manifest["coding"]["pop_dim"] == 10
+    assert manifest["coding"]["preprocess"] == "tanh" and manifest["coding"]["decoder_pop_dim"] == 10
+    assert [(lay["in"], lay["out"]) for lay in manifest["layers"]] == [(50, 48), (48, 32), (32, 30)]
+    for lay, neuron in zip(manifest["layers"], actor.snn.neurons, strict=True):
+        assert lay["neuron"] == "plif" and lay["params"]["reset"] == "soft"
+        assert lay["params"]["decay"] == float(neuron.decay.detach())  # the learned decay, exact
+        assert lay["params"]["decay"] != 0.75
+        assert "u_t = h_t - V_th s_t" in lay["equations"]
+    assert manifest["observation_space"]["low"] == ["-inf"] * OBS_DIM
+    assert manifest["action_space"]["high"] == ACTION_SPACE["high"]
+    assert manifest["action_scaling"]["kind"] == "affine"
+    assert manifest["env"] == {"id": "Test-v0", "kwargs": {}}
+    digest = hashlib.sha256((path / "weights.npz").read_bytes()).hexdigest()
+    assert manifest["weights"]["sha256"] == digest
+    spec, _ = read_bundle(path)
+    np.testing.assert_array_equal(spec.layers[1].weight, actor.snn.linears[1].weight.detach().numpy())
+    np.testing.assert_array_equal(spec.encoder_std, actor.encoder.std.detach().numpy())
+
+
+def test_export_is_atomic_and_replaces_only_bundles(tmp_path):
+    a1, a2 = make_actor("lif", seed=0), make_actor("lif", seed=1)
+    path = tmp_path / "b"
+    export_policy(a1, path, "bundle")
+    export_policy(a2, path, "bundle")  # replaces the existing bundle
+    obs = observations(n=4)
+    np.testing.assert_allclose(load_policy(path).act(obs), torch_action(a2, obs), atol=1e-10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temporary directories left
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "x.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="is not a spikerl bundle"):
+        export_policy(a1, other, "bundle")
+    assert (other / "x.txt").read_text() == "keep me"
+    with pytest.raises(ValueError, match="unknown export format 'tflite'"):
+        export_policy(a1, tmp_path / "y", "tflite")
+    with pytest.raises(ValueError, match="action_space has shape \\[2\\]"):
+        export_policy(a1, tmp_path / "z", "bundle", action_space={"shape": [2], "low": [0, 0], "high": [1, 1]})
+
+
+def _resave(path, **changes):
+    with np.load(path / "weights.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays.update(changes)
+    for k in [k for k, v in changes.items() if v is None]:
+        del arrays[k]
+    np.savez(path / "weights.npz", **arrays)
+
+
+def _fix_checksum(path):
+    m = json.loads((path / "manifest.json").read_text())
+    m["weights"]["sha256"] = hashlib.sha256((path / "weights.npz").read_bytes()).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def test_bad_bundles_give_one_clear_error_each(tmp_path):
+    actor = make_actor("lif")
+    good = export_policy(actor, tmp_path / "good", "bundle")
+    w0 = actor.snn.linears[0].weight.detach().numpy()
+
+    def fresh(name):
+        return export_policy(actor, tmp_path / name, "bundle")
+
+    with pytest.raises(BundleError, match="not a bundle directory"):
+        load_policy(tmp_path / "nowhere")
+    p = fresh("no-manifest")
+    (p / "manifest.json").unlink()
+    with pytest.raises(BundleError, match="manifest.json is missing"):
+        load_policy(p)
+    p = fresh("no-weights")
+    (p / "weights.npz").unlink()
+    with pytest.raises(BundleError, match="weights.npz is missing"):
+        load_policy(p)
+    p = fresh("tampered")
+    _resave(p, **{"layer0.weight": w0 * 1.01})
+    with pytest.raises(BundleError, match="SHA-256 checksum mismatch"):
+        load_policy(p)
+    p = fresh("shape")
+    _resave(p, **{"layer0.weight": w0[:, :40]})
+    _fix_checksum(p)
+    with pytest.raises(BundleError, match=r"'layer0.weight' has shape \(48, 40\), the manifest's sizes need \(48, 50\)"):
+        load_policy(p)
+    p = fresh("missing-array")
+    _resave(p, **{"decoder.bias": None})
+    _fix_checksum(p)
+    with pytest.raises(BundleError, match="decoder.weight or decoder.bias is missing"):
+        load_policy(p)
+    p = fresh("dtype")
+    _resave(p, **{"layer1.bias": np.zeros(32, dtype=np.float16)})
+    _fix_checksum(p)
+    with pytest.raises(BundleError, match="'layer1.bias' has dtype float16"):
+        load_policy(p)
+    for key, value, message in [("format_version", 99, "unknown format_version 99"),
+                                ("format", "other", "format is 'other'")]:
+        p = fresh(f"m-{key}")
+        m = json.loads((p / "manifest.json").read_text())
+        m[key] = value
+        (p / "manifest.json").write_text(json.dumps(m))
+        with pytest.raises(BundleError, match=message):
+            load_policy(p)
+    p = fresh("json")
+    (p / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_policy(p)
+    p = fresh("neuron")
+    m = json.loads((p / "manifest.json").read_text())
+    m["layers"][1]["neuron"] = "izhikevich"
+    (p / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="layer 1 has unknown neuron 'izhikevich'"):
+        load_policy(p)
+    p = fresh("carry")
+    m = json.loads((p / "manifest.json").read_text())
+    m["policy"]["carry"] = "crpi"
+    (p / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="carries state across decisions"):
+        load_policy(p)
+    assert load_policy(good).act(observations(n=1)).shape == (1, ACT_DIM)  # the good one still loads

@@ -1,0 +1,61 @@
+"""The runtime never imports torch: it loads and runs a bundle in a process where ``import torch`` fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import torch
+
+from spikerl.export import export_policy
+
+from .helpers import make_actor, observations, torch_action
+
+CHILD = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    try:
+        import torch  # noqa: F401
+    except ImportError as err:
+        blocked = str(err)
+    else:
+        raise SystemExit("the fake torch package did not block the import")
+    from spikerl.runtime import load_policy
+    policy = load_policy(sys.argv[1])
+    obs = np.load(sys.argv[2])
+    batch = policy.act(obs, normalized=True)
+    single = [policy.act(o, normalized=True).tolist() for o in obs]
+    policy.reset()
+    counts = {k: v.tolist() for k, v in policy.spike_counts(obs).items()}
+    bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+    print(json.dumps({"blocked": blocked, "batch": batch.tolist(), "single": single, "counts": counts,
+                      "torch_modules": bad, "spikerl_modules": sorted(m for m in sys.modules if m.startswith("spikerl"))}))
+""")
+
+
+def test_runtime_runs_a_bundle_where_torch_cannot_be_imported(tmp_path):
+    actor = make_actor("clif", "soft")
+    bundle = export_policy(actor, tmp_path / "bundle", "bundle")
+    obs = observations(n=12)
+    np.save(tmp_path / "obs.npy", obs)
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", CHILD, str(bundle), str(tmp_path / "obs.npy")], capture_output=True,
+                         text=True, timeout=300, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["blocked"] == "torch is blocked in this test"
+    assert out["torch_modules"] == []
+    assert "spikerl.runtime" in out["spikerl_modules"] and "spikerl.networks" not in out["spikerl_modules"]
+    ref = torch_action(actor, obs)
+    np.testing.assert_allclose(np.array(out["batch"]), ref, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(np.array(out["single"]), np.array(out["batch"]))
+    ref_counts = {k: v.numpy() for k, v in actor.spike_counts(torch.from_numpy(obs)).items()}
+    for name, counts in out["counts"].items():
+        np.testing.assert_array_equal(np.array(counts), ref_counts[name])
