@@ -178,7 +178,8 @@ def test_bad_bundles_give_one_clear_error_each(tmp_path):
     p = fresh("shape")
     _resave(p, **{"layer0.weight": w0[:, :40]})
     _fix_checksum(p)
-    with pytest.raises(BundleError, match=r"'layer0.weight' has shape \(48, 40\), the manifest's sizes need \(48, 50\)"):
+    with pytest.raises(BundleError, match=r"'layer0.weight' has shape \(48, 40\), the manifest's sizes need "
+                       r"\(48, 50\)"):
         load_policy(p)
     p = fresh("missing-array")
     _resave(p, **{"decoder.bias": None})

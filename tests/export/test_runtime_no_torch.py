@@ -32,8 +32,9 @@ CHILD = textwrap.dedent("""
     policy.reset()
     counts = {k: v.tolist() for k, v in policy.spike_counts(obs).items()}
     bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+    ours = sorted(m for m in sys.modules if m.startswith("spikerl"))
     print(json.dumps({"blocked": blocked, "batch": batch.tolist(), "single": single, "counts": counts,
-                      "torch_modules": bad, "spikerl_modules": sorted(m for m in sys.modules if m.startswith("spikerl"))}))
+                      "torch_modules": bad, "spikerl_modules": ours}))
 """)
 
 
