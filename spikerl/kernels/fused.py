@@ -26,9 +26,33 @@ Pure tensor ops, so it runs on CPU and CUDA tensors alike. The reference it is t
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from spikerl.surrogates import Rectangular, Surrogate
+
+_SCRATCH = threading.local()
+
+
+def _scratch(like: torch.Tensor) -> torch.Tensor:
+    """A per-thread reusable CPU temporary shaped like ``like``; on other devices a fresh tensor.
+
+    On CPU, large fresh tensors come from pages that fault in on first touch (glibc returns freed
+    memory to the OS), which costs more than the elementwise work on them; reusing scratch avoids it.
+    """
+    if like.device.type != "cpu":
+        return torch.empty_like(like, memory_format=torch.contiguous_format)
+    cache = getattr(_SCRATCH, "buffers", None)
+    if cache is None:
+        cache = _SCRATCH.buffers = {}
+    key = (tuple(like.shape), like.dtype, like.device)
+    buf = cache.get(key)
+    if buf is None:
+        if len(cache) >= 16:
+            cache.clear()
+        buf = cache[key] = torch.empty(like.shape, dtype=like.dtype, device=like.device)
+    return buf
 
 
 def _surrogate_derivative_(surrogate: Surrogate, x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +72,7 @@ class _LeakyMultiStep(torch.autograd.Function):
         lam = decay.detach() if isinstance(decay, torch.Tensor) else decay
         h_seq = torch.empty_like(x_seq, memory_format=torch.contiguous_format)
         s_seq = torch.empty_like(h_seq)
-        u = torch.empty_like(x_seq[0], memory_format=torch.contiguous_format)
+        u = _scratch(x_seq[0])
         c = x_seq[0].clone(memory_format=torch.contiguous_format) if current_decay is not None else None
         for t in range(x_seq.shape[0]):
             h = h_seq[t]
@@ -83,10 +107,10 @@ class _LeakyMultiStep(torch.autograd.Function):
         need_lam = ctx.decay_is_tensor and ctx.needs_input_grad[1]
         sg = _surrogate_derivative_(ctx.surrogate, h_seq - thr)
         if hard:
-            du_dh = 1.0 - s_seq
+            du_dh = torch.sub(1.0, s_seq, out=_scratch(s_seq))
             coef = du_dh if ctx.detach_reset else du_dh.addcmul_(h_seq, sg, value=-1.0)
         else:
-            coef = None if ctx.detach_reset else sg.mul(-thr).add_(1.0)
+            coef = None if ctx.detach_reset else torch.mul(sg, -thr, out=_scratch(sg)).add_(1.0)
         grad_h = sg.mul_(grad_s)  # G_t, in the surrogate's buffer; becomes g_h in place below
         if coef is None:  # soft reset, detached: A_t = lambda
             for t in range(h_seq.shape[0] - 2, -1, -1):
