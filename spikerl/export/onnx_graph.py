@@ -10,6 +10,7 @@ only Gemm/MatMul, Add, Mul, Greater, Cast, Exp, Tanh, ...; the membrane state li
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,8 @@ def write_onnx(spec: PolicySpec, path: str | os.PathLike[str], *, opset: int = O
     example = torch.zeros(1, spec.obs_dim, dtype=module.dec_bias.dtype)
     outputs = ["action", *(count_names(spec) if spike_counts else [])]
     tmp = path.with_name(f".{path.name}.tmp")
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy (TorchScript) exporter is deliberate
         torch.onnx.export(module, (example,), str(tmp), input_names=["obs"], output_names=outputs,
                           dynamic_axes={name: {0: "batch"} for name in ["obs", *outputs]}, opset_version=opset,
                           dynamo=False)
