@@ -7,10 +7,19 @@ the concatenated activations, at one of three granularities:
     layer    one scalar per site
     channel  one value per channel (dim 1): shape [C, 1, ..., 1]  (for [B, N] sites: per feature)
     neuron   one value per unit: shape [C, *rest]
+
+``gauss_iter`` (DCGS threshold iteration, Huang et al. ICML 2025) instead records the mean mu and the biased
+variance sigma^2 of the activation's *input* and iterates theta <- theta k1(mu, sigma, theta, n) to the fixed
+point, the minimiser of E[(ReLU(x) - theta clip(floor(n x/theta + 1/2), 0, n)/n)^2] for x ~ N(mu, sigma^2):
+
+    c_i = (2i-1) theta/(2n),  E_i = erf((c_i - mu)/(sqrt(2) sigma)),  i = 1..n
+    k1 = [(mu/theta)(1 - sum E_i/n) + sigma/(sqrt(pi/2) theta) sum exp(-(c_i-mu)^2/(2 sigma^2))/n]
+         / (1 - sum (2i-1) E_i / n^2)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -21,7 +30,7 @@ GRANULARITIES = ("layer", "channel", "neuron")
 
 def parse_threshold(method: str) -> tuple[str, float | None]:
     """'max' -> ('max', None); 'percentile:99.9' -> ('percentile', 99.9); 'learned' -> ('learned', None)."""
-    if method in ("max", "learned"):
+    if method in ("max", "learned", "gauss_iter"):
         return method, None
     if method.startswith("percentile:"):
         try:
@@ -33,7 +42,44 @@ def parse_threshold(method: str) -> tuple[str, float | None]:
                              "e.g. 'percentile:99.9'")
         return "percentile", p
     raise ValueError(f"unknown threshold method {method!r}; use 'max', 'percentile:<p>' (e.g. "
-                     "'percentile:99.9') or 'learned' (QCFS / ClipReLU lambda)")
+                     "'percentile:99.9'), 'gauss_iter' (DCGS) or 'learned' (QCFS / ClipReLU lambda)")
+
+
+def gauss_k1(mu: torch.Tensor, sigma: torch.Tensor, theta: torch.Tensor, n: int) -> torch.Tensor:
+    """The DCGS update factor k1(mu, sigma, theta, n) (module docstring); the fixed point has k1 = 1."""
+    i = torch.arange(1, n + 1, dtype=torch.float64).view(n, *([1] * theta.dim()))
+    c = (2 * i - 1) * theta / (2 * n)
+    e = torch.erf((c - mu) / (math.sqrt(2.0) * sigma))
+    g = torch.exp(-((c - mu) ** 2) / (2 * sigma ** 2))
+    num = (mu / theta) * (1 - e.sum(0) / n) + sigma / (math.sqrt(math.pi / 2) * theta) * g.sum(0) / n
+    return num / (1 - ((2 * i - 1) * e).sum(0) / n ** 2)
+
+
+def gauss_iter_threshold(mu: torch.Tensor, sigma: torch.Tensor, n: int, tol: float = 1e-11,
+                         max_iter: int = 2000) -> torch.Tensor:
+    """Fixed point theta = theta k1(theta) of the DCGS threshold iteration, elementwise over units.
+
+    The plain iteration converges linearly and slowly for large n (DCGS's fixed 100 steps may stop short);
+    this uses Steffensen's acceleration of it (falling back to the plain steps where the acceleration is not
+    usable) and stops when the relative change is below ``tol``. Units with sigma = 0 give NaN."""
+    mu = torch.as_tensor(mu).double()
+    sigma = torch.as_tensor(sigma).double()
+    theta = torch.ones_like(mu)
+
+    def step(t: torch.Tensor) -> torch.Tensor:
+        return t * gauss_k1(mu, sigma, t, n)
+
+    for _ in range(max_iter):
+        t1 = step(theta)
+        t2 = step(t1)
+        denom = t2 - 2 * t1 + theta
+        acc = theta - (t1 - theta) ** 2 / denom
+        new = torch.where(torch.isfinite(acc) & (acc > 0) & (denom != 0), acc, t2)
+        change = ((new - theta).abs() / theta.abs())
+        theta = new
+        if bool(((change < tol) | ~torch.isfinite(change)).all()):
+            break
+    return theta
 
 
 def iter_batches(data, batch_size: int = 1024) -> Iterable[torch.Tensor]:
@@ -78,10 +124,12 @@ def _stat_shape(x: torch.Tensor, granularity: str) -> tuple[int, ...]:
 class ActivationStats:
     """Accumulates max or the values needed for a percentile, per site, at a granularity."""
 
-    def __init__(self, method: str, granularity: str) -> None:
+    def __init__(self, method: str, granularity: str, n_levels: int = 1) -> None:
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         self.kind, self.p = parse_threshold(method)
+        self.n_levels = int(n_levels)
+        self._moments: dict[str, list[torch.Tensor]] = {}
         if self.kind == "learned":
             self.kind = "max"
         self.granularity = granularity
@@ -89,8 +137,23 @@ class ActivationStats:
         self._values: dict[str, list[torch.Tensor]] = {}
         self._shape: dict[str, tuple[int, ...]] = {}
 
+    @property
+    def wants_input(self) -> bool:
+        """gauss_iter uses the pre-activation (the activation's input), the others its output."""
+        return self.kind == "gauss_iter"
+
     def update(self, site: str, act: torch.Tensor) -> None:
         act = act.detach()
+        if self.kind == "gauss_iter":
+            self._shape[site] = _stat_shape(act, self.granularity)
+            dims = _reduce_dims(act, self.granularity)
+            a = act.double()
+            s1 = a.sum(dim=dims)
+            cnt = torch.tensor(float(a.numel() // s1.numel()), dtype=torch.float64)
+            mom = [cnt, s1, (a * a).sum(dim=dims)]
+            old = self._moments.get(site)
+            self._moments[site] = mom if old is None else [o + m for o, m in zip(old, mom, strict=True)]
+            return
         self._shape[site] = _stat_shape(act, self.granularity)
         if self.kind == "max":
             m = act.amax(dim=_reduce_dims(act, self.granularity))
@@ -110,6 +173,12 @@ class ActivationStats:
             raise KeyError(f"no calibration statistics for activation site {site!r}")
         if self.kind == "max":
             stat = self._max[site]
+        elif self.kind == "gauss_iter":
+            cnt, s1, s2 = self._moments[site]
+            mu = s1 / cnt
+            sigma = torch.sqrt(torch.clamp(s2 / cnt - mu * mu, min=0.0))
+            stat = gauss_iter_threshold(mu, sigma, self.n_levels)
+            stat = torch.where(torch.isfinite(stat), stat, torch.zeros_like(stat))
         else:
             vals = torch.cat(self._values[site], dim=1).double().numpy()
             stat = torch.from_numpy(np.quantile(vals, self.p / 100.0, axis=1))

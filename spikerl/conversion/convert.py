@@ -57,7 +57,8 @@ class ConversionSpec:
         T: time steps per input (per RL decision), read out over these T steps.
         method: preset, one of ``max``, ``percentile:<p>``, ``qcfs``, ``opi``, ``srp``, ``cos``, ``parallel``,
             ``dcgs`` (table in the module docstring).
-        threshold: override the preset's threshold source: ``max``, ``percentile:<p>`` or ``learned``.
+        threshold: override the preset's threshold source: ``max``, ``percentile:<p>``, ``gauss_iter`` (DCGS
+            threshold iteration on Gaussian pre-activation statistics) or ``learned``.
         granularity: ``layer`` (one threshold per activation layer), ``channel`` or ``neuron``.
         neuron: override the preset's neuron: ``if``, ``parallel``, ``if-diff`` or ``mth-diff``.
         v0: initial potential as a fraction of theta (default 0.5; 0 for ``mth-diff``).
@@ -146,11 +147,14 @@ def _learned_threshold(module: nn.Module | None) -> torch.Tensor | None:
     return None
 
 
-def convert(ann: nn.Module, spec: ConversionSpec | None = None, calib_data: Any = None) -> SpikingModel:
+def convert(ann: nn.Module, spec: ConversionSpec | None = None, calib_data: Any = None,
+            thresholds: dict[str, torch.Tensor] | None = None) -> SpikingModel:
     """Convert ``ann`` into a :class:`SpikingModel` following ``spec``.
 
     ``calib_data``: calibration inputs (Tensor/ndarray ``[N, ...]`` or an iterable of batches), needed by
     calibrated thresholds (``max``, ``percentile``) and by plain-ReLU sites under ``learned``.
+    ``thresholds``: site -> theta from an earlier conversion (``snn.thresholds``); rebuilds that SNN without
+    calibration data (e.g. when loading a saved converted policy).
     """
     spec = spec or ConversionSpec()
     if not isinstance(spec, ConversionSpec):
@@ -159,7 +163,13 @@ def convert(ann: nn.Module, spec: ConversionSpec | None = None, calib_data: Any 
     prepared = prepare(ann)
     gm = prepared.gm
     kind, _ = parse_threshold(settings["threshold"])
-    thresholds: dict[str, torch.Tensor] = {}
+    if thresholds is not None:
+        missing = sorted(set(prepared.sites) - set(thresholds))
+        if missing:
+            raise ValueError(f"convert(): thresholds lack activation sites {missing}; this network has sites "
+                             f"{list(prepared.sites)}")
+        return SpikingModel(prepared, {k: torch.as_tensor(v) for k, v in thresholds.items()}, settings)
+    thresholds = {}
     need_calib = []
     for name, node in prepared.sites.items():
         module = gm.get_submodule(node.target) if node.op == "call_module" else None
@@ -175,7 +185,8 @@ def convert(ann: nn.Module, spec: ConversionSpec | None = None, calib_data: Any 
             raise ValueError(f"convert(): activation sites {need_calib} need calib_data because {why}; pass "
                              "calib_data=<Tensor [N, ...] of typical inputs> (e.g. states from rollouts)")
         stat_method = settings["threshold"] if kind != "learned" else "max"
-        stats = ActivationStats(stat_method, settings["granularity"])
+        n_levels = settings["T"] * (2 ** settings["levels"] if settings["neuron"] == "mth-diff" else 1)
+        stats = ActivationStats(stat_method, settings["granularity"], n_levels)
         _collect(gm, prepared, need_calib, calib_data, stats, spec.calib_batch_size)
         for name in need_calib:
             dtype = next(gm.parameters()).dtype if any(True for _ in gm.parameters()) else torch.float32
@@ -195,7 +206,7 @@ def _collect(gm, prepared, names, calib_data, stats: ActivationStats, batch_size
         def run_node(self, n):
             out = super().run_node(n)
             if n in wanted:
-                stats.update(wanted[n], out)
+                stats.update(wanted[n], self.env[n.args[0]] if stats.wants_input else out)
             return out
 
     rec = _Recorder(gm)

@@ -153,3 +153,17 @@ def test_bad_specs_and_missing_calibration_raise():
         convert(_td3_actor(), ConversionSpec(T=4, method="qcfs"))  # plain ReLU without learned lambda
     with pytest.raises(ValueError, match="states must be"):
         convert_actor(_td3_actor(), torch.zeros(0, 11))
+
+
+def test_rebuild_from_saved_thresholds_and_state_dict():
+    actor = _td3_actor().requires_grad_(False)
+    spec = ConversionSpec(T=16, method="max", granularity="neuron")
+    snn = convert(actor, spec, calib_data=_states(500, 11))
+    saved = {k: v.clone() for k, v in snn.thresholds.items()}
+    state = snn.state_dict()
+    again = convert(_td3_actor(), spec, thresholds=saved)
+    again.load_state_dict(state)
+    obs = _states(20, 11, seed=3)
+    assert torch.equal(again(obs), snn(obs))
+    with pytest.raises(ValueError, match="lack activation sites"):
+        convert(actor, spec, thresholds={"1": saved["1"]})

@@ -170,3 +170,40 @@ def test_crpi_alpha_one_pairwise_sum_identity_P11():
         assert torch.equal(counts[k] + counts[k + 1], expected)
     plain = convert(net, ConversionSpec(T=T, method="qcfs")).run(obs).spike_counts["1"][0]
     assert not torch.equal(2 * plain, expected)  # without the carry the 2T-step error is not cancelled
+
+
+def _quantization_mse(theta, mu, sigma, n):
+    """E[(ReLU(x) - theta clip(floor(n x/theta + 1/2), 0, n)/n)^2], x ~ N(mu, sigma^2), by fine quadrature."""
+    x = torch.linspace(mu - 10 * sigma, mu + 10 * sigma, 100001, dtype=torch.float64)
+    pdf = torch.exp(-((x - mu) ** 2) / (2 * sigma ** 2))
+    pdf = pdf / pdf.sum()
+    q = theta * torch.clamp(torch.floor(n * x / theta + 0.5), 0, n) / n
+    return float(((torch.relu(x) - q) ** 2 * pdf).sum())
+
+
+def test_gauss_iter_fixed_point_is_the_mse_minimiser_P9():
+    from spikerl.conversion.calibrate import gauss_iter_threshold, gauss_k1
+
+    for mu, sigma, n in ((0.0, 1.0, 4), (0.3, 0.5, 16), (-0.2, 1.5, 8), (0.3, 0.5, 128)):
+        theta = gauss_iter_threshold(torch.tensor(mu), torch.tensor(sigma), n)
+        k1 = gauss_k1(torch.tensor(mu, dtype=torch.float64), torch.tensor(sigma, dtype=torch.float64), theta, n)
+        assert abs(float(k1) - 1) < 1e-9
+        grid = torch.linspace(0.8 * float(theta), 1.2 * float(theta), 81, dtype=torch.float64)
+        mses = [_quantization_mse(float(t), mu, sigma, n) for t in grid]
+        best = float(grid[int(np.argmin(mses))])
+        assert abs(best - float(theta)) / float(theta) < 1e-2, (mu, sigma, n, float(theta), best)
+        assert _quantization_mse(float(theta), mu, sigma, n) <= min(mses) + 1e-9
+
+
+def test_gauss_iter_calibration_uses_preactivation_moments():
+    net, x = _mlp(seed=21), _states(seed=22)
+    snn = convert(net, ConversionSpec(T=8, method="dcgs", threshold="gauss_iter", granularity="neuron"),
+                  calib_data=x)
+    from spikerl.conversion.calibrate import gauss_iter_threshold
+
+    z = net[0](x)
+    expected = gauss_iter_threshold(z.mean(0), z.std(0, unbiased=False), 8 * 2 ** 4)
+    assert torch.allclose(snn.thresholds["1"], expected, rtol=1e-9, atol=0)
+    obs = _states(100, seed=23)
+    err = float((snn(obs) - net(obs)).abs().mean())
+    assert err < 0.05
