@@ -134,6 +134,13 @@ class SpikingModel(nn.Module):
     def run(self, x: torch.Tensor, record: bool = True) -> Trace:
         """Simulate and return a :class:`Trace` (output, anytime step outputs, counts, potentials)."""
         x = self._as_input(x)
+        try:
+            return self._run(x, record)
+        except RuntimeError as exc:
+            raise ValueError(f"SpikingModel: the converted network failed on an input of shape {tuple(x.shape)} "
+                             f"(does it match what the ANN expects, with a batch dimension?): {exc}") from exc
+
+    def _run(self, x: torch.Tensor, record: bool) -> Trace:
         trace = Trace(output=None, step_outputs=None, latency=self.latency,
                       thresholds=self.thresholds if record else {})
         s = self.settings
@@ -160,6 +167,8 @@ class SpikingModel(nn.Module):
         param = next(iter(self.gm.parameters()), None)
         if param is not None and x.is_floating_point() and x.dtype != param.dtype:
             x = x.to(param.dtype)
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"SpikingModel input of shape {tuple(x.shape)} contains NaN or inf")
         return x
 
     def _to_seq(self, value: torch.Tensor, steps: int) -> torch.Tensor:

@@ -167,3 +167,24 @@ def test_rebuild_from_saved_thresholds_and_state_dict():
     assert torch.equal(again(obs), snn(obs))
     with pytest.raises(ValueError, match="lack activation sites"):
         convert(actor, spec, thresholds={"1": saved["1"]})
+
+
+def test_bad_inputs_raise_clear_errors():
+    snn = convert(_td3_actor(), ConversionSpec(T=4, method="max"), calib_data=_states(100, 11))
+    with pytest.raises(ValueError, match=r"input of shape \(4, 7\)"):
+        snn(torch.zeros(4, 7))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        snn(torch.full((2, 11), float("nan")))
+
+
+def test_maxpool_cnn_converts_with_rate_and_differential_coding():
+    """MaxPool after a deep activation runs as an ECM unit (exact in expectation); errors shrink with T."""
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 3)).double().requires_grad_(False)
+    calib = torch.rand(64, 1, 8, 8, dtype=torch.float64)
+    x = torch.rand(16, 1, 8, 8, dtype=torch.float64)
+    for method in ("max", "dcgs"):
+        errs = [float((convert(net, ConversionSpec(T=T, method=method), calib_data=calib)(x) - net(x)).abs().mean())
+                for T in (4, 16, 64)]
+        assert errs[0] > errs[1] > errs[2], (method, errs)
