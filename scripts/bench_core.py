@@ -16,7 +16,9 @@ All variants run in one process with the same ``torch.set_num_threads``; repeats
 interleaved (round robin) so that a change of machine load hits all of them alike, and each number is
 the median over all repeats. Minor page faults per call are reported too: on glibc, large temporaries
 are fresh pages that fault in on first touch, which is a visible share of CPU training time.
-Writes ``<out>/core.json`` and ``<out>/core.md`` and prints a table.
+Writes ``<out>/<name>.json`` and ``<out>/<name>.md`` (default ``benchmarks/core.*``) and prints a table.
+The glibc allocator can be tuned from the environment for comparison, e.g.
+``MALLOC_TRIM_THRESHOLD_=1000000000 MALLOC_MMAP_THRESHOLD_=1000000000 ... --name core_malloc_tuned``.
 """
 
 from __future__ import annotations
@@ -51,17 +53,20 @@ def interleaved(variants: dict[str, Callable[[], object]], rounds: int, per_roun
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     faults: dict[str, int] = dict.fromkeys(variants, 0)
     for _ in range(rounds):
         for name, fn in variants.items():
-            f0 = _faults()
+            f0, c0 = _faults(), time.thread_time()
             for _ in range(per_round):
                 t0 = time.perf_counter()
                 fn()
                 samples[name].append(time.perf_counter() - t0)
+            cpu[name].append((time.thread_time() - c0) / per_round)
             faults[name] += _faults() - f0
     return {k: {"median_s": statistics.median(v), "p10_s": float(np.percentile(v, 10)),
                 "p90_s": float(np.percentile(v, 90)), "n": len(v),
+                "cpu_median_s": statistics.median(cpu[k]),
                 "page_faults_per_call": faults[k] / len(v)} for k, v in samples.items()}
 
 
@@ -186,6 +191,19 @@ def environment(threads: int) -> dict:
     }
 
 
+def tune_malloc() -> bool:
+    """glibc only: keep freed memory in the heap (M_TRIM_THRESHOLD) and serve large blocks from it
+    (M_MMAP_THRESHOLD), so that large temporaries reuse pages instead of faulting fresh ones in."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-1, 1 << 30)) and bool(libc.mallopt(-3, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -202,21 +220,24 @@ def to_markdown(result: dict) -> str:
         "# Core benchmark",
         "",
         f"{env['cpu']}, {env['cpu_count']} cores; torch {env['torch']} with torch.set_num_threads"
-        f"({env['torch_num_threads']}) for every variant; numba {env['numba']}. Load average before / after: "
-        f"{result['loadavg_before']} / {result['loadavg_after']}. Medians over interleaved repeats; ratios "
-        "are within this one run.",
+        f"({env['torch_num_threads']}) for every variant; numba {env['numba']}; glibc malloc "
+        f"{'tuned (no heap trimming, no mmap for large blocks)' if env.get('mallopt_tuned') else 'defaults'}. "
+        "Load average before / after: "
+        f"{result['loadavg_before']} / {result['loadavg_after']}. Medians over interleaved repeats (wall clock); "
+        "CPU time is the calling thread's CPU time per call (median over rounds), less sensitive to other "
+        "processes on the machine. Ratios (wall clock) are within this one run.",
         "",
         f"## (a) Batch-1 decision latency: {lat['network']}",
         "",
-        "| variant | median (us) | p10-p90 (us) | ratio to Numba |",
-        "|---|---:|---:|---:|",
+        "| variant | median (us) | p10-p90 (us) | CPU time (us) | ratio to Numba |",
+        "|---|---:|---:|---:|---:|",
     ]
     names = {"numba": "Numba `compile_policy` (float32)", "torch_snn": "torch eager SNN (no_grad)",
              "torch_mlp": "torch ANN MLP 17-256-256-6 (no_grad)"}
     for key, label in names.items():
         d = lat["detail"][key]
         lines.append(f"| {label} | {d['median_s'] * 1e6:.1f} | {d['p10_s'] * 1e6:.1f}-{d['p90_s'] * 1e6:.1f} | "
-                     f"{d['median_s'] / lat['detail']['numba']['median_s']:.2f} |")
+                     f"{d['cpu_median_s'] * 1e6:.1f} | {d['median_s'] / lat['detail']['numba']['median_s']:.2f} |")
     rates = ", ".join(f"{k} {v:.2f}" for k, v in lat["firing_rates"].items())
     lines += [
         "",
@@ -226,8 +247,8 @@ def to_markdown(result: dict) -> str:
         "",
         f"## (b) Forward + backward: {tr['network']}",
         "",
-        "| variant | median (ms) | p10-p90 (ms) | page faults / call | ratio to floor |",
-        "|---|---:|---:|---:|---:|",
+        "| variant | median (ms) | p10-p90 (ms) | CPU time (ms) | page faults / call | ratio to floor |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     names = {"fused": "fused kernel (`fused=True`)", "loop": "reference loop (`fused=False`)",
              "linear_floor": "linear layers only on T*B rows (GEMM floor)",
@@ -236,7 +257,8 @@ def to_markdown(result: dict) -> str:
         d = tr["detail"][key]
         floor_s = tr["detail"]["linear_floor"]["median_s"]
         lines.append(f"| {label} | {d['median_s'] * 1e3:.2f} | {d['p10_s'] * 1e3:.2f}-{d['p90_s'] * 1e3:.2f} | "
-                     f"{d['page_faults_per_call']:.0f} | {d['median_s'] / floor_s:.2f} |")
+                     f"{d['cpu_median_s'] * 1e3:.2f} | {d['page_faults_per_call']:.0f} | "
+                     f"{d['median_s'] / floor_s:.2f} |")
     lines += [
         "",
         f"fused / floor = {tr['ratios']['fused_over_floor']:.2f} (target <= 1.3); loop / fused = "
@@ -275,21 +297,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for every variant")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per part")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "benchmarks")
+    parser.add_argument("--name", default="core", help="output file stem: <out>/<name>.json and .md")
+    parser.add_argument("--tune-malloc", action="store_true",
+                        help="glibc mallopt: never trim the heap nor mmap large blocks (no page-fault churn)")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.rounds < 1:
         parser.error("--threads and --rounds must be >= 1")
     torch.set_num_threads(args.threads)
-    result = {"environment": environment(torch.get_num_threads()),
+    tuned = tune_malloc() if args.tune_malloc else False
+    result = {"environment": {**environment(torch.get_num_threads()), "mallopt_tuned": tuned},
               "loadavg_before": [round(v, 2) for v in os.getloadavg()],
               "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
     result["latency"] = bench_latency(args.rounds)
     result["training"] = bench_training(args.rounds)
     result["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "core.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "core.md").write_text(to_markdown(result))
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(to_markdown(result))
     print_table(result)
-    print(f"wrote {args.out / 'core.json'} and {args.out / 'core.md'}")
+    print(f"wrote {args.out / (args.name + '.json')} and {args.out / (args.name + '.md')}")
     return 0
 
 

@@ -190,3 +190,37 @@ def test_unsupported_configurations_raise():
         compile_policy(spikerl.SpikingActor(OBS_DIM, ACT_DIM, hidden=HIDDEN), dtype=np.float16)
     with pytest.raises(ValueError, match="expects a spikerl SpikingActor"):
         compile_policy(spikerl.mlp_actor(OBS_DIM, ACT_DIM))
+
+
+EDGE_CASES = [
+    {"obs_dim": 1, "act_dim": 1, "hidden": (), "T": 1},
+    {"obs_dim": 3, "act_dim": 2, "hidden": (16, 8, 4), "T": 8, "pop_dim": 1, "decoder_pop_dim": 3},
+    {"obs_dim": 4, "act_dim": 2, "hidden": (32,), "T": 3, "encoder": "direct", "preprocess": "none"},
+    {"obs_dim": 4, "act_dim": 2, "hidden": (32,), "T": 4, "preprocess": "none", "neuron": "multi-threshold",
+     "neuron_kwargs": {"levels": 2, "reset": "hard"}},
+    {"obs_dim": 4, "act_dim": 2, "hidden": (32,), "T": 4, "neuron": "dn", "neuron_kwargs": {"u_sign": "+"}},
+    {"obs_dim": 4, "act_dim": 2, "hidden": (32,), "T": 4, "neuron": "clif",
+     "neuron_kwargs": {"threshold": 0.7, "decay": 0.6, "current_decay": 0.0, "reset": "soft"}},
+]
+
+
+@pytest.mark.parametrize("kwargs", EDGE_CASES, ids=lambda kw: f"T{kw['T']}-{kw.get('neuron', 'lif')}-{kw['hidden']}")
+def test_other_architectures_float64(kwargs):
+    kwargs = dict(kwargs)
+    obs_dim, act_dim = kwargs.pop("obs_dim"), kwargs.pop("act_dim")
+    torch.manual_seed(0)
+    actor = spikerl.SpikingActor(obs_dim, act_dim, **kwargs).double()
+    with torch.no_grad():
+        for lin in actor.snn.linears:
+            lin.weight.mul_(2.5)
+    policy = compile_policy(actor, dtype=np.float64)
+    obs = np.random.default_rng(0).normal(scale=2.0, size=(40, obs_dim))
+    ref_counts = actor.spike_counts(torch.from_numpy(obs))
+    counts = policy.spike_counts(obs)
+    assert list(counts) == list(ref_counts)
+    for name, ref in ref_counts.items():
+        np.testing.assert_array_equal(counts[name], ref.numpy(), err_msg=name)
+        assert ref.sum() > 0, name
+    with torch.no_grad():
+        ref_act = actor(torch.from_numpy(obs)).numpy()
+    np.testing.assert_allclose(policy(obs), ref_act, rtol=0, atol=1e-10)
