@@ -69,6 +69,8 @@ class ConversionSpec:
         presim_steps: SRP tau / COS rho pre-simulation steps (added to the latency).
         levels: thresholds theta/2^i of the multi-threshold neuron (``mth-diff``).
         signed: allow negative spikes in the differential-coding neurons.
+        ecm: run other nonlinear layers between spiking layers (tanh, LayerNorm, GELU, ...) as
+            expectation-compensation units (analog, non-spiking outputs) instead of raising.
         calib_batch_size: batch size for calibration forward passes.
     """
 
@@ -85,6 +87,7 @@ class ConversionSpec:
     presim_steps: int = 4
     levels: int = 4
     signed: bool = True
+    ecm: bool = False
     calib_batch_size: int = 1024
 
     def __post_init__(self) -> None:
@@ -135,6 +138,7 @@ class ConversionSpec:
             "fire": self.fire, "readout": self.readout, "carry": self.carry, "alpha": float(self.alpha),
             "presim": preset.get("presim"), "presim_steps": int(self.presim_steps),
             "levels": int(self.levels) if neuron == "mth-diff" else 1, "signed": bool(self.signed),
+            "ecm": bool(self.ecm),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,7 +164,7 @@ def convert(ann: nn.Module, spec: ConversionSpec | None = None, calib_data: Any 
     if not isinstance(spec, ConversionSpec):
         raise ValueError(f"spec must be a ConversionSpec, got {type(spec).__name__}")
     settings = spec.resolved()
-    prepared = prepare(ann)
+    prepared = prepare(ann, ecm=spec.ecm)
     gm = prepared.gm
     kind, _ = parse_threshold(settings["threshold"])
     if thresholds is not None:

@@ -65,7 +65,7 @@ class Prepared:
     gm: fx.GraphModule
     sites: dict[str, fx.Node]                                 # site name -> node
     readout: set[fx.Node] = field(default_factory=set)         # nodes computed on decoded values
-    ecm: set[fx.Node] = field(default_factory=set)            # max-pools run as ECM units
+    ecm: set[fx.Node] = field(default_factory=set)            # nodes run as ECM units
 
 
 def _describe(node: fx.Node, gm: fx.GraphModule) -> str:
@@ -178,8 +178,11 @@ def _is_linear(node: fx.Node, gm: fx.GraphModule, varying: set[fx.Node]) -> bool
     return False
 
 
-def prepare(ann: nn.Module) -> Prepared:
-    """Trace, fold BN, move max-pools, find sites and the readout, and validate (see module doc)."""
+def prepare(ann: nn.Module, ecm: bool = False) -> Prepared:
+    """Trace, fold BN, move max-pools, find sites and the readout, and validate (see module doc).
+
+    With ``ecm=True`` any other operation on spikes (tanh, LayerNorm, GELU, a product of two spike trains,
+    a max-pool, ...) runs as an expectation-compensation unit instead of raising."""
     if not isinstance(ann, nn.Module):
         raise ValueError(f"convert() needs a torch.nn.Module, got {type(ann).__name__}")
     model = copy.deepcopy(ann).eval()
@@ -225,13 +228,18 @@ def prepare(ann: nn.Module) -> Prepared:
     for node in nodes:
         if node in site_nodes or any(a in varying for a in node.all_input_nodes):
             varying.add(node)
-    ecm = {p for p in moved if p in varying}
+    ecm_nodes = {p for p in moved if p in varying}
     for node in nodes:
-        if node in readout or node in site_nodes or node not in varying or node in ecm:
+        if node in readout or node in site_nodes or node not in varying or node in ecm_nodes:
             continue
         if node.op in ("call_module", "call_function", "call_method") and not _is_linear(node, gm, varying):
+            if ecm:
+                ecm_nodes.add(node)
+                continue
             if _is_maxpool(node, gm):
                 raise ValueError(f"{_describe(node, gm)} acts on spikes; a max-pool is supported only directly "
-                                 "after an activation (it is moved before it) - or use AvgPool2d")
-            raise ValueError(f"unsupported {_describe(node, gm)} between spiking layers; supported: {SUPPORTED}")
-    return Prepared(gm=gm, sites=sites, readout=readout, ecm=ecm)
+                                 "after an activation (it is moved before it) - or use AvgPool2d, or "
+                                 "ConversionSpec(ecm=True)")
+            raise ValueError(f"unsupported {_describe(node, gm)} between spiking layers; supported: {SUPPORTED}; "
+                             "or pass ConversionSpec(ecm=True) to run it as an expectation-compensation unit")
+    return Prepared(gm=gm, sites=sites, readout=readout, ecm=ecm_nodes)

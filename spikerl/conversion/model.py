@@ -22,7 +22,16 @@ import torch.fx as fx
 from torch import nn
 
 from spikerl.conversion.graph import Prepared, site_input
-from spikerl.conversion.neurons import cos_initial_potential, diff_forward, if_forward, parallel_forward
+from spikerl.conversion.neurons import (
+    cos_initial_potential,
+    diff_forward,
+    ecm_diff,
+    ecm_rate,
+    if_forward,
+    parallel_forward,
+    running_mean,
+    running_rate_diff,
+)
 from spikerl.conversion.reference import crpi_next_carry
 
 SRP_TOLERANCE = 1e-3
@@ -208,7 +217,7 @@ class SpikingModel(nn.Module):
             elif node in self._site_of:
                 env[node] = self._site(self._site_of[node], env[site_input(node)], steps, phase, masks, trace)
             elif node in self._ecm:
-                env[node] = self._ecm_unit(node, env[node.args[0]], steps)
+                env[node] = self._ecm_unit(node, env, steps)
             else:
                 vals = [env[a] for a in node.all_input_nodes]
                 if any(isinstance(v, _Seq) for v in vals):
@@ -239,26 +248,28 @@ class SpikingModel(nn.Module):
                 local[node] = self._call(self.gm, node, args, kwargs)
         raise RuntimeError("graph has no output node")
 
-    def _ecm_unit(self, node: fx.Node, value: Any, steps: int) -> Any:
-        """Expectation compensation: cumulative output equals t * f(decoded input after t steps)."""
-        if not isinstance(value, _Seq):
-            return self._call(self.gm, node, (value, *node.args[1:]), node.kwargs)
-        seq = value.seq()
-        S, B = seq.shape[:2]
-        t = torch.arange(1, S + 1, dtype=seq.dtype, device=seq.device).view(S, *([1] * (seq.dim() - 1)))
-        if self.settings["coding"] == "diff":
-            x0 = seq[0:1]
-            rates = torch.cat([x0, x0 + torch.cumsum((seq[1:] - x0) / t[:-1], 0)], 0)
-            f = self._call(self.gm, node, (rates.reshape(S * B, *seq.shape[2:]), *node.args[1:]), node.kwargs)
-            f = f.view(S, B, *f.shape[1:])
-            out = torch.cat([f[0:1], f[0:1] + t[:-1] * (f[1:] - f[:-1])], 0)
-        else:
-            means = torch.cumsum(seq, 0) / t
-            f = self._call(self.gm, node, (means.reshape(S * B, *seq.shape[2:]), *node.args[1:]), node.kwargs)
-            f = f.view(S, B, *f.shape[1:])
-            g = f * t.view(S, *([1] * (f.dim() - 1)))
-            out = torch.cat([g[0:1], g[1:] - g[:-1]], 0)
-        return _Seq(out.reshape(S * B, *out.shape[2:]), S)
+    def _ecm_unit(self, node: fx.Node, env: dict, steps: int) -> Any:
+        """Expectation compensation: the decoded output after t steps equals f(decoded inputs after t steps)."""
+        if not any(isinstance(env[a], _Seq) for a in node.all_input_nodes):
+            args, kwargs = fx.node.map_arg((node.args, node.kwargs), lambda n: env[n])
+            return self._call(self.gm, node, args, kwargs)
+        diff = self.settings["coding"] == "diff"
+        decode = running_rate_diff if diff else running_mean
+
+        def lift(n):
+            v = env[n]
+            if isinstance(v, _Seq):
+                d = decode(v.seq())
+                return d.reshape(steps * d.shape[1], *d.shape[2:])
+            if isinstance(v, torch.Tensor) and n in self._batched:
+                return v.unsqueeze(0).expand(steps, *v.shape).reshape(steps * v.shape[0], *v.shape[1:])
+            return v
+
+        args, kwargs = fx.node.map_arg((node.args, node.kwargs), lift)
+        f = self._call(self.gm, node, args, kwargs)
+        f = f.view(steps, f.shape[0] // steps, *f.shape[1:])
+        out = ecm_diff(f) if diff else ecm_rate(f)
+        return _Seq(out.reshape(-1, *out.shape[2:]), steps)
 
     def _site(self, name: str, value: Any, steps: int, phase: str, masks: dict, trace: Trace | None) -> _Seq:
         s = self.settings

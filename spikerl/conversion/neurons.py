@@ -14,6 +14,8 @@ Charge conservation holds for every neuron here: sum_t out_t = v_0 + sum_t x_t -
   sum_s x_s + v0 >= t theta, so the first N steps fire, N = clip(floor((sum x + v0)/theta), 0, T).
 * :func:`cos_initial_potential` the COS offset-spike shift of v0 (Hao et al., ICLR 2023).
 * :func:`diff_forward` DCGS differential-coding IF and multi-threshold neurons (Huang et al., ICML 2025).
+* :func:`ecm_rate` / :func:`ecm_diff` expectation compensation (ECMT, Huang et al. 2024): a unit whose
+  decoded output after t steps is exactly f(decoded inputs after t steps), for any f.
 """
 
 from __future__ import annotations
@@ -135,3 +137,33 @@ def diff_forward(x_seq: torch.Tensor, theta: torch.Tensor, v0_frac: float, level
         events = events + (spike != 0).to(events.dtype)
         outs.append(spike)
     return torch.stack(outs), v, events
+
+
+def running_mean(seq: torch.Tensor) -> torch.Tensor:
+    """Rate decoding after each step: mean_{s<=t} x_s for t = 1..S, over ``seq[S, ...]``."""
+    t = torch.arange(1, seq.shape[0] + 1, dtype=seq.dtype, device=seq.device)
+    return torch.cumsum(seq, 0) / t.view(-1, *([1] * (seq.dim() - 1)))
+
+
+def running_rate_diff(seq: torch.Tensor) -> torch.Tensor:
+    """Differential decoding after each step: r_0 = x_0, r_t = x_0 + sum_{1<=s<=t} (x_s - x_0)/s."""
+    x0 = seq[0:1]
+    t = torch.arange(1, seq.shape[0], dtype=seq.dtype, device=seq.device).view(-1, *([1] * (seq.dim() - 1)))
+    return torch.cat([x0, x0 + torch.cumsum((seq[1:] - x0) / t, 0)], 0)
+
+
+def ecm_rate(f_of_means: torch.Tensor) -> torch.Tensor:
+    """ECM output for rate coding from F_t = f(running means): out_t = t F_t - (t-1) F_{t-1}.
+
+    Then sum_{s<=t} out_s = t F_t, i.e. the running mean of the output is f(running mean of the input)."""
+    t = torch.arange(1, f_of_means.shape[0] + 1, dtype=f_of_means.dtype, device=f_of_means.device)
+    g = f_of_means * t.view(-1, *([1] * (f_of_means.dim() - 1)))
+    return torch.cat([g[0:1], g[1:] - g[:-1]], 0)
+
+
+def ecm_diff(f_of_rates: torch.Tensor) -> torch.Tensor:
+    """ECM messages for differential coding from F_t = f(decoded rates): out_0 = F_0,
+    out_t = F_0 + t (F_t - F_{t-1}), so the decoded output rate after t steps is F_t."""
+    f = f_of_rates
+    t = torch.arange(1, f.shape[0], dtype=f.dtype, device=f.device).view(-1, *([1] * (f.dim() - 1)))
+    return torch.cat([f[0:1], f[0:1] + t * (f[1:] - f[:-1])], 0)
