@@ -172,7 +172,9 @@ def convert(ann: nn.Module, spec: ConversionSpec | None = None, calib_data: Any 
         if missing:
             raise ValueError(f"convert(): thresholds lack activation sites {missing}; this network has sites "
                              f"{list(prepared.sites)}")
-        return SpikingModel(prepared, {k: torch.as_tensor(v) for k, v in thresholds.items()}, settings)
+        snn = SpikingModel(prepared, {k: torch.as_tensor(v) for k, v in thresholds.items()}, settings)
+        snn.spec = spec
+        return snn
     thresholds = {}
     need_calib = []
     for name, node in prepared.sites.items():
@@ -195,7 +197,9 @@ def convert(ann: nn.Module, spec: ConversionSpec | None = None, calib_data: Any 
         for name in need_calib:
             dtype = next(gm.parameters()).dtype if any(True for _ in gm.parameters()) else torch.float32
             thresholds[name] = fix_dead(stats.threshold(name).to(dtype))
-    return SpikingModel(prepared, thresholds, settings)
+    snn = SpikingModel(prepared, thresholds, settings)
+    snn.spec = spec
+    return snn
 
 
 @torch.no_grad()

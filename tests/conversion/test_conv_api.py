@@ -165,6 +165,7 @@ def test_rebuild_from_saved_thresholds_and_state_dict():
     again.load_state_dict(state)
     obs = _states(20, 11, seed=3)
     assert torch.equal(again(obs), snn(obs))
+    assert again.spec == spec and again.settings == snn.settings
     with pytest.raises(ValueError, match="lack activation sites"):
         convert(actor, spec, thresholds={"1": saved["1"]})
 
