@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Load RUN_DIR/model.zip (or the newest checkpoint of an unfinished run), "
                        "run N episodes on a fresh env, print mean ± std return and write "
                        "RUN_DIR/evaluation.json.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train, or a policy bundle "
+                   "written by spikerl export (run with the torch-free runtime on the env and seeds of its run)")
     p.add_argument("--episodes", type=_positive, default=10, metavar="N", help="episodes (default 10)")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="deterministic actions (default); --no-deterministic samples (SAC) or adds nothing "
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise CLIError(f"run directory {run_dir} does not exist")
+    if (run_dir / "manifest.json").is_file():
+        return _run_bundle(args, run_dir)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from spikerl.agents.training import RunError, evaluate_run
@@ -61,4 +64,22 @@ def run(args: argparse.Namespace) -> int:
           f"(model {result['model']}, seed {result['seed']}) -> {run_dir / 'evaluation.json'}")
     if result["videos"] and not args.quiet:
         print(f"videos: {len(result['videos'])} files in {run_dir / 'videos'}")
+    return 0
+
+
+def _run_bundle(args: argparse.Namespace, bundle: Path) -> int:
+    """Evaluate a policy bundle (``spikerl.agents.deploy.evaluate_bundle``); nothing is written."""
+    if args.video:
+        raise CLIError("--video needs a run directory; evaluate the run that the bundle was exported from")
+    if not args.deterministic:
+        raise CLIError("a bundle holds the deterministic policy only; drop --no-deterministic")
+    from spikerl.agents.deploy import evaluate_bundle
+
+    try:
+        result = evaluate_bundle(bundle, episodes=args.episodes, seed=args.seed)
+    except (ValueError, ImportError) as err:  # bad bundle (BundleError), env problems
+        raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
+          f"{result['episodes']} deterministic episodes (bundle {bundle}, runtime spikerl.runtime, "
+          f"seed {result['seed']})")
     return 0

@@ -38,8 +38,9 @@ class Policy:
         self._low = self._span = None
         space = manifest.get("action_space")
         if space is not None and manifest.get("action_scaling", {}).get("kind") == "affine":
-            low, high = space_bounds(space)
-            self._low, self._span = low.astype(self.dtype), (high - low).astype(self.dtype)
+            low, high = space_bounds(space)  # in the policy dtype, as SB3's unscale_action on a float32 Box
+            self._low = low.astype(self.dtype)
+            self._span = high.astype(self.dtype) - self._low
 
     @property
     def stateful(self) -> bool:
