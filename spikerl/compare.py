@@ -98,13 +98,14 @@ def load_run(path: str | Path) -> RunRecord:
         with evals.open() as fh:
             for row in csv.DictReader(fh):
                 steps.append(float(row["step"]))
-                means.append(float(row["mean"]))
+                means.append(float(row["mean_return"] if "mean_return" in row else row["mean"]))
     metrics = _read_json(path / "metrics.json")
     extra = {**_read_json(path / "evaluation.json")}
     seed = config.get("seed")
+    steps_per_s = metrics.get("steps_per_second", metrics.get("steps_per_s"))
     return RunRecord(path=path, env=str(config.get("env", "?")), variant=variant_name(config),
                      seed=int(seed) if seed is not None else None, steps=np.asarray(steps),
-                     means=np.asarray(means), steps_per_s=metrics.get("steps_per_s"), extra=extra)
+                     means=np.asarray(means), steps_per_s=steps_per_s, extra=extra)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float, int]:

@@ -101,6 +101,24 @@ def expand_grid(presets: str | Iterable[str], envs: str | Iterable[str], seeds: 
     ]
 
 
+def validate_trials(trials: Sequence[Trial]) -> None:
+    """Resolve every trial's config up front, so a bad preset or override fails before anything runs."""
+    from spikerl.config import ConfigError, load_config
+
+    checked: set[str] = set()
+    for t in trials:
+        if t.preset in checked:
+            continue
+        overrides = [*t.overrides, f"env={t.env}", f"seed={t.seed}"]
+        if t.steps is not None:
+            overrides.append(f"total_timesteps={t.steps}")
+        try:
+            load_config(t.preset, overrides)
+        except (ConfigError, FileNotFoundError, OSError) as err:
+            raise ValueError(f"trial {t.name}: {err}") from None
+        checked.add(t.preset)
+
+
 def load_sweep_file(path: str | Path) -> dict[str, Any]:
     """A YAML sweep file: ``presets``, ``envs``, ``seeds`` and optional ``steps``, ``set`` (mapping or
     list of ``key=value``), ``out``, ``backend``, ``max_parallel``."""
@@ -129,7 +147,8 @@ def trial_state(trial: Trial) -> str:
             data = json.loads(metrics.read_text())
         except json.JSONDecodeError:
             data = {}
-        if data.get("finished", True) and not data.get("stopped_early", False):
+        # "completed", or "non_finite_loss" (stopped on NaN: resuming would only repeat it)
+        if data.get("status") in ("completed", "non_finite_loss"):
             return "done"
     ckpt = trial.run_dir / "checkpoints"
     if ckpt.is_dir() and any(ckpt.iterdir()):

@@ -17,7 +17,7 @@ def make_run(root, name, env, cfg, evals, steps_per_s=None, evaluation=None):
     lines = ["step,mean,std"] + [f"{s},{m},0.0" for s, m in evals]
     (d / "evaluations.csv").write_text("\n".join(lines) + "\n")
     if steps_per_s is not None:
-        (d / "metrics.json").write_text(json.dumps({"steps_per_s": steps_per_s}))
+        (d / "metrics.json").write_text(json.dumps({"steps_per_second": steps_per_s}))
     if evaluation is not None:
         (d / "evaluation.json").write_text(json.dumps(evaluation))
     return d

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from spikerl.cli import CLIError
     from spikerl.compare import compare_runs
-    from spikerl.sweep import expand_grid, load_sweep_file, run_sweep, summarize
+    from spikerl.sweep import expand_grid, load_sweep_file, run_sweep, summarize, validate_trials
 
     spec: dict = {}
     if args.file:
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = args.set if args.set is not None else spec.get("set", [])
     try:
         trials = expand_grid(presets, envs, seeds, out, steps=args.steps or spec.get("steps"), overrides=overrides)
+        validate_trials(trials)
         results = run_sweep(trials, backend=args.backend or spec.get("backend", "local"),
                             max_parallel=args.max_parallel or spec.get("max_parallel"),
                             address=args.address or spec.get("address"), live=not args.no_live)
