@@ -112,25 +112,25 @@ def diff_forward(x_seq: torch.Tensor, theta: torch.Tensor, v0_frac: float, level
     v = v0
     r_in = x0
     r_out = torch.zeros_like(x0)
-    lv = mt_levels(theta, levels)
+    pow2 = torch.tensor([2.0 ** i for i in range(levels)], dtype=x0.dtype, device=x0.device)
+    lv = (theta + torch.zeros_like(x0)).unsqueeze(0) / pow2.view(levels, *([1] * x0.dim()))   # [levels, B, ...]
+    cut_pos = lv if levels == 1 else 0.75 * lv
+    cut_neg = torch.zeros_like(lv) if levels == 1 else -0.75 * lv
     outs = [torch.zeros_like(x0)]
     events = torch.zeros_like(x0)
     for t in range(1, x_seq.shape[0]):
         d = x_seq[t] - x0
         m = v + d + r_in - r_out
-        spike = torch.zeros_like(m)
-        done = torch.zeros_like(m, dtype=torch.bool)
-        for level in lv:
-            cut = level if levels == 1 else 0.75 * level
-            pos = ~done & (m >= cut)
-            spike = torch.where(pos, level, spike)
-            done = done | pos
+        # crossings are monotone in the level index (levels decrease), so the first crossed level is
+        # levels - (number crossed)
+        pos = m.unsqueeze(0) >= cut_pos
+        n_pos = pos.sum(0, keepdim=True)
+        spike = torch.where(n_pos > 0, lv.gather(0, (levels - n_pos).clamp(max=levels - 1)), 0.0).squeeze(0)
         if signed:
-            for level in lv:
-                cut = 0.0 if levels == 1 else -0.75 * level
-                neg = ~done & (m <= cut) & (t * r_out >= level)
-                spike = torch.where(neg, -level, spike)
-                done = done | neg
+            neg = (m.unsqueeze(0) <= cut_neg) & (t * r_out.unsqueeze(0) >= lv)
+            n_neg = neg.sum(0, keepdim=True)
+            neg_spike = -lv.gather(0, (levels - n_neg).clamp(max=levels - 1))
+            spike = torch.where(((n_pos == 0) & (n_neg > 0)).squeeze(0), neg_spike.squeeze(0), spike)
         v = m - spike
         r_in = r_in + d / t
         r_out = r_out + spike / t
