@@ -12,17 +12,37 @@ from spikerl.conversion.convert import ConversionSpec, convert
 from spikerl.conversion.model import SpikingModel
 
 
+class _Scale(nn.Module):
+    """x * factor (SB3's image normalisation, /255, applied before the features extractor)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() * self.factor
+
+
+def _sb3_scales_images(actor: nn.Module) -> bool:
+    space = getattr(actor, "observation_space", None)
+    shape = getattr(space, "shape", None) or ()
+    return bool(getattr(actor, "normalize_images", False)) and len(shape) == 3 and \
+        np.dtype(getattr(space, "dtype", np.float32)) == np.uint8
+
+
 def deterministic_actor(actor: nn.Module) -> nn.Module:
     """The deterministic action network of an actor.
 
     * SB3 TD3/DDPG actor (attributes ``features_extractor`` and ``mu``): ``Sequential(features, mu)``
       (``mu`` already ends with Tanh);
     * SB3 SAC actor (``features_extractor``, ``latent_pi``, ``mu``): ``Sequential(features, latent_pi, mu, Tanh)``
-      (the deterministic action tanh(mean));
+      (the deterministic action tanh(mean)); uint8 image observations are scaled by 1/255 first, as SB3's
+      ``preprocess_obs`` does;
     * anything else is returned unchanged (its own forward, e.g. ``max_action * tanh(l3(...))``).
     """
     if hasattr(actor, "mu") and hasattr(actor, "features_extractor"):
-        parts = [actor.features_extractor]
+        parts = [_Scale(1 / 255.0)] if _sb3_scales_images(actor) else []
+        parts.append(actor.features_extractor)
         if hasattr(actor, "latent_pi"):
             parts += [actor.latent_pi, actor.mu, nn.Tanh()]
         else:

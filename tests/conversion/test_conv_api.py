@@ -189,3 +189,17 @@ def test_maxpool_cnn_converts_with_rate_and_differential_coding():
         errs = [float((convert(net, ConversionSpec(T=T, method=method), calib_data=calib)(x) - net(x)).abs().mean())
                 for T in (4, 16, 64)]
         assert errs[0] > errs[1] > errs[2], (method, errs)
+
+
+def test_sb3_actor_on_uint8_images_keeps_the_1_over_255_scaling():
+    from spikerl.agents.features import BackboneExtractor
+    from stable_baselines3.td3.policies import Actor as TD3Actor
+
+    obs_space = gym.spaces.Box(0, 255, (1, 36, 36), np.uint8)
+    act_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    ext = BackboneExtractor(obs_space, backbone="nature", features_dim=16)
+    actor = TD3Actor(obs_space, act_space, [16], ext, 16).requires_grad_(False)
+    images = torch.randint(0, 256, (64, 1, 36, 36)).float()
+    snn = convert_actor(actor, images, ConversionSpec(T=64, method="max", granularity="channel"))
+    obs = images[:8]
+    assert float((snn(obs) - actor(obs)).abs().max()) < 0.1
