@@ -120,7 +120,6 @@ def _fuse_batchnorms(gm: fx.GraphModule) -> None:
         if not isinstance(conv, (nn.Linear, nn.Conv1d, nn.Conv2d)) or len(prev.users) != 1 \
                 or counts.get(prev.target) != 1 or counts.get(node.target) != 1:
             continue
-        gm.get_submodule(prev.target)  # exists
         parent, _, name = prev.target.rpartition(".")
         setattr(gm.get_submodule(parent) if parent else gm, name, fold_bn(conv, bn))
         node.replace_all_uses_with(prev)
