@@ -10,7 +10,7 @@ from typing import Any
 import torch as th
 from spikerl.agents.diagnostics import snn_diagnostics
 from spikerl.agents.errors import NonFiniteLossError
-from spikerl.agents.policies import spiking_network
+from spikerl.agents.policies import fused_adam_supported, spiking_network
 from spikerl.agents.proxy import ProxyActor, proxy_update
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
@@ -84,7 +84,8 @@ class ProxyTargetMixin:
         obs_dim = int(self.observation_space.shape[0])
         act_dim = int(self.action_space.shape[0])
         self.proxy = ProxyActor(obs_dim, act_dim, self.proxy_hidden, squash=squash).to(self.device)
-        self.proxy.optimizer = th.optim.Adam(self.proxy.parameters(), lr=self.proxy_lr)
+        fused = {"fused": True} if fused_adam_supported() else {}
+        self.proxy.optimizer = th.optim.Adam(self.proxy.parameters(), lr=self.proxy_lr, **fused)
 
     def _update_learning_rates(self, optimizers: list[th.optim.Optimizer]) -> None:
         """SB3's schedule for actor/critic (and alpha); constant lrs for the PLIF group and the proxy."""
@@ -108,6 +109,22 @@ class ProxyTargetMixin:
         obs = data.observations.reshape(k, batch_size, -1)
         last = slice((k - 1) * batch_size, k * batch_size)
         return obs, ReplayBufferSamples(*(None if t is None else t[last] for t in data))
+
+    @staticmethod
+    def _proxy_labels(obs_k: th.Tensor, label_fn: Any, last: th.Tensor | None = None) -> th.Tensor:
+        """Imitation labels ``[K, B, act]``: ``label_fn`` on the K minibatches in ONE batched no-grad call.
+
+        ``last``: the actor's output on minibatch K already computed (with graph) for this step's actor
+        update; it is reused, detached, as the K-th labels, and only minibatches 1..K-1 are run here.
+        """
+        k, batch = obs_k.shape[0] - (last is not None), obs_k.shape[1]
+        parts = []
+        if k > 0:
+            with th.no_grad():
+                parts.append(label_fn(obs_k[:k].reshape(k * batch, -1)).reshape(k, batch, -1))
+        if last is not None:
+            parts.append(last.detach().unsqueeze(0))
+        return parts[0] if len(parts) == 1 else th.cat(parts)
 
     def _train_proxy(self, obs: th.Tensor, labels: th.Tensor) -> th.Tensor:
         """K Adam steps of the proxy on ``obs[K, B, :]`` towards ``labels[K, B, :]``; returns the K losses."""

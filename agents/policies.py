@@ -127,15 +127,27 @@ class SNNGaussianActor(SACActor):
         return self.network.log_std_net(self.extract_features(obs, self.features_extractor)).clamp(-20.0, 2.0)
 
 
+def fused_adam_supported() -> bool:
+    """Fused (single-kernel) Adam runs on CPU and CUDA since torch 2.4; not on MPS."""
+    version = tuple(int(v) for v in th.__version__.split("+")[0].split(".")[:2])
+    return version >= (2, 4) and not (hasattr(th.backends, "mps") and th.backends.mps.is_available())
+
+
 class _SNNPolicyMixin:
     """Shared constructor handling of the spiking-actor keyword arguments."""
 
     snn: dict[str, Any]
 
     def _init_snn(self, observation_space: spaces.Space, action_space: spaces.Space,
-                  net_arch: list[int] | dict[str, list[int]] | None, snn: dict[str, Any]) -> list[int] | dict:
+                  net_arch: list[int] | dict[str, list[int]] | None, snn: dict[str, Any],
+                  kwargs: dict[str, Any]) -> list[int] | dict:
+        """Check spaces, store the SNN settings, default ``net_arch`` to [256, 256] and, when the user
+        gave no optimizer settings, use the fused Adam (same update, one kernel for all parameters)."""
         _check_spaces(observation_space, action_space)
         self.snn = snn_kwargs(**snn)
+        if (kwargs.get("optimizer_kwargs") is None and kwargs.get("optimizer_class", th.optim.Adam) is th.optim.Adam
+                and fused_adam_supported()):
+            kwargs["optimizer_kwargs"] = {"fused": True}
         return list(DEFAULT_NET_ARCH) if net_arch is None else net_arch
 
 
@@ -159,7 +171,7 @@ class SNNTD3Policy(_SNNPolicyMixin, TD3Policy):
                  **kwargs: Any) -> None:
         net_arch = self._init_snn(observation_space, action_space, net_arch, dict(
             neuron=neuron, T=T, neuron_kwargs=neuron_kwargs, encoder=encoder, pop_dim=pop_dim,
-            decoder_pop_dim=decoder_pop_dim, preprocess=preprocess, mean_range=mean_range, pop_std=pop_std))
+            decoder_pop_dim=decoder_pop_dim, preprocess=preprocess, mean_range=mean_range, pop_std=pop_std), kwargs)
         super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
 
     def make_actor(self, features_extractor: nn.Module | None = None) -> SNNActor:
@@ -185,7 +197,7 @@ class SNNSACPolicy(_SNNPolicyMixin, SACPolicy):
                  **kwargs: Any) -> None:
         net_arch = self._init_snn(observation_space, action_space, net_arch, dict(
             neuron=neuron, T=T, neuron_kwargs=neuron_kwargs, encoder=encoder, pop_dim=pop_dim,
-            decoder_pop_dim=decoder_pop_dim, preprocess=preprocess, mean_range=mean_range, pop_std=pop_std))
+            decoder_pop_dim=decoder_pop_dim, preprocess=preprocess, mean_range=mean_range, pop_std=pop_std), kwargs)
         super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
 
     def make_actor(self, features_extractor: nn.Module | None = None) -> SNNGaussianActor:

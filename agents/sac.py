@@ -64,7 +64,8 @@ class ProxySAC(ProxyTargetMixin, SAC):
         """``gradient_steps`` SAC updates; per update (alpha = entropy coefficient):
 
         proxy (target="proxy"): K fresh minibatches, labels m(s_k) under no_grad in ONE batched actor
-            call, K Adam steps on mean ||m_proxy(s_k) - m(s_k)||^2; the update below reuses minibatch K.
+            call (m(s_K) is the detached mean of the actor pass below, computed once), K Adam steps on
+            mean ||m_proxy(s_k) - m(s_k)||^2; the update below reuses minibatch K.
         alpha (auto): L_alpha = -log(alpha) (log pi(a|s) + H_target),  a ~ pi(.|s).
         target: a' ~ pi'(.|s'), pi' = tanh(N(m_proxy(s'), sigma(s'))) (proxy) or pi(.|s') (soft);
             y = r + gamma (1 - terminated) (min_j Q'_j(s', a') - alpha log pi'(a'|s')).
@@ -84,20 +85,21 @@ class ProxySAC(ProxyTargetMixin, SAC):
         for gradient_step in range(gradient_steps):
             self._n_updates += 1
 
-            # 1. Proxy imitation of the actor's mean on K fresh minibatches
+            # 1. Proxy imitation of the actor's mean on K fresh minibatches (labels of minibatches
+            #    1..K-1 in one batched no-grad call; minibatch K's come from the actor pass below)
             if use_proxy:
                 obs_k, data = self._sample_for_proxy(batch_size)
-                with th.no_grad():
-                    labels = self._actor_mean(obs_k.reshape(-1, obs_k.shape[-1])).reshape(*obs_k.shape[:2], -1)
-                proxy_losses.append(self._train_proxy(obs_k, labels))
             else:
                 data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             discounts = data.discounts if data.discounts is not None else self.gamma
             if self.use_sde:
                 self.actor.reset_noise()
+            mean_pi, log_std_pi, dist_kwargs = self.actor.get_action_dist_params(data.observations)
+            if use_proxy:
+                proxy_losses.append(self._train_proxy(obs_k, self._proxy_labels(obs_k, self._actor_mean, mean_pi)))
 
             # 2. Entropy coefficient
-            actions_pi, log_prob = self.actor.action_log_prob(data.observations)
+            actions_pi, log_prob = self.actor.action_dist.log_prob_from_params(mean_pi, log_std_pi, **dist_kwargs)
             log_prob = log_prob.reshape(-1, 1)
             if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                 ent_coef = th.exp(self.log_ent_coef.detach())

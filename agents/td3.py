@@ -49,7 +49,8 @@ class ProxyTD3(ProxyTargetMixin, TD3):
         """``gradient_steps`` TD3 updates; per update n (B = batch_size, d = policy_delay):
 
         proxy (target="proxy"): draw K fresh minibatches {s}_k; labels y_k = pi(s_k) under no_grad,
-            computed as ONE batched actor call on the K*B states; then for k = 1..K one Adam step on
+            computed as ONE batched actor call on the K*B states (on actor steps y_K is the detached
+            pi(s_K) of the actor loss below, so that pass runs once); then for k = 1..K one Adam step on
             L_proxy = mean ||pi_proxy(s_k) - y_k||^2. The critic step below reuses minibatch K.
         target action: a' = clip(mu'(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2),
             mu' = pi_proxy (proxy) or the Polyak target actor pi_targ (soft).
@@ -68,12 +69,16 @@ class ProxyTD3(ProxyTargetMixin, TD3):
 
         for _ in range(gradient_steps):
             self._n_updates += 1
+            actor_step = self._n_updates % self.policy_delay == 0
+            actions_pi = None  # pi(s) on the critic minibatch, with its graph, for the actor loss
 
-            # 1. Proxy imitation on K fresh minibatches (labels: one batched no-grad actor call)
+            # 1. Proxy imitation on K fresh minibatches (labels: one batched no-grad actor call; on
+            #    actor steps minibatch K's labels come from the actor-loss forward pass, computed once)
             if use_proxy:
                 obs_k, data = self._sample_for_proxy(batch_size)
-                with th.no_grad():
-                    labels = self.actor(obs_k.reshape(-1, obs_k.shape[-1])).reshape(*obs_k.shape[:2], -1)
+                if actor_step:
+                    actions_pi = self.actor(data.observations)
+                labels = self._proxy_labels(obs_k, self.actor, actions_pi)
                 proxy_losses.append(self._train_proxy(obs_k, labels))
                 target_actor = self.proxy
             else:
@@ -98,8 +103,10 @@ class ProxyTD3(ProxyTargetMixin, TD3):
             critic_losses.append(critic_loss.detach())
 
             # 3. Delayed actor update and Polyak averaging
-            if self._n_updates % self.policy_delay == 0:
-                actor_loss = -self.critic.q1_forward(data.observations, self.actor(data.observations)).mean()
+            if actor_step:
+                if actions_pi is None:
+                    actions_pi = self.actor(data.observations)
+                actor_loss = -self.critic.q1_forward(data.observations, actions_pi).mean()
                 self._check_finite("actor", actor_loss)
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()

@@ -107,3 +107,20 @@ def test_diagnostics_rates_match_the_network_and_windows_are_fractions():
         actor.snn.linears[0].bias.fill_(-100.0)
     diag = snn_diagnostics(actor, obs)
     assert diag["window_hidden0"] == 0.0 and diag["rate_hidden0"] == 0.0
+
+
+@pytest.mark.parametrize("cls", [ProxyTD3, ProxySAC])
+def test_labels_are_one_batched_call_and_reuse_the_actor_pass(cls):
+    model = cls("SNNPolicy", make_env("Hopper", seed=0), seed=0, **tiny())
+    model.learn(60)
+    obs_k, data = model._sample_for_proxy(32)
+    label_fn = model.actor if cls is ProxyTD3 else model._actor_mean
+    batched = model._proxy_labels(obs_k, label_fn)
+    with torch.no_grad():
+        separate = torch.stack([label_fn(obs_k[k]) for k in range(3)])
+    torch.testing.assert_close(batched, separate, rtol=0, atol=1e-5)
+    last = label_fn(data.observations)  # what the actor update computes, with its graph
+    assert last.requires_grad
+    reused = model._proxy_labels(obs_k, label_fn, last)
+    assert not reused.requires_grad
+    torch.testing.assert_close(reused, batched, rtol=0, atol=1e-5)

@@ -1,0 +1,194 @@
+"""Training throughput: gradient steps per second of Proxy Target TD3 (LIF, T=5) against SB3's ANN TD3.
+
+Measured in ONE process on Hopper-v5, after learning starts (one gradient step per env step, so
+steps/s = env steps/s = gradient steps/s, including acting and the env):
+
+  (a) ProxyTD3("SNNPolicy", target="proxy"): LIF T=5, pop 10/10, hidden 256-256, proxy 512-512, K=3
+  (b) stable_baselines3.TD3("MlpPolicy"): net_arch [256, 256] (actor and critics), batch 256
+  (c) ProxyTD3("SNNPolicy", target="soft"): vanilla SNN TD3 (Polyak target actor)
+
+All three fill their buffers to ``learning_starts``, then run ``--rounds`` round-robin chunks of
+``--chunk`` steps each (a, b, c, a, b, c, ...), so a change of machine load hits all alike. Reports
+steps/s, the share of time inside ``train()``, the GEMM FLOPs per gradient step (counted from the
+layer shapes) and the GFLOP/s achieved. Writes ``benchmarks/train.json`` and ``benchmarks/train.md``.
+
+    python scripts/bench_train.py                     # defaults: 1000 start steps, 10 x 100 measured
+    python scripts/bench_train.py --profile           # + torch.profiler table of (a)'s train step
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import stable_baselines3
+import torch
+from spikerl.agents import ProxyTD3, spiking_network
+from spikerl.envs import make_env
+from stable_baselines3 import TD3
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def linear_flops(module: nn.Module) -> int:
+    """Forward FLOPs per input row of all nn.Linear layers in ``module`` (2 * in * out each)."""
+    return sum(2 * m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
+
+
+def actor_flops(model: Any) -> int:
+    """Forward GEMM FLOPs per row of the actor: T * (spiking layers) + decoder for an SNN, else the MLP."""
+    net = spiking_network(model.actor)
+    if net is None:
+        return linear_flops(model.actor)
+    return net.T * linear_flops(net.snn) + 2 * net.decoder.in_features
+
+
+def flops_per_step(model: Any) -> dict[str, float]:
+    """GEMM FLOPs of one gradient step (backward = 2 x forward: input and weight gradients).
+
+    proxy: K*B label rows (SNN forward), K proxy updates (fwd + bwd); target: B rows of the proxy or
+    target actor + both target critics; critic: fwd + bwd of both critics; actor every d-th step:
+    fwd + bwd of the actor and of Q1.
+    """
+    b, d = model.batch_size, model.policy_delay
+    q = linear_flops(model.critic.qf0)
+    n_q = len(model.critic.q_networks)
+    a = actor_flops(model)
+    parts: dict[str, float] = {}
+    if getattr(model, "target", "soft") == "proxy":
+        k, p = model.proxy_iters, linear_flops(model.proxy)
+        parts["labels"] = k * b * a
+        parts["proxy_updates"] = 3 * k * b * p
+        parts["target"] = b * p + n_q * b * q
+    else:
+        parts["target"] = b * a + n_q * b * q
+    parts["critic"] = 3 * n_q * b * q
+    parts["actor"] = 3 * b * (a + q) / d
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def build(kind: str, args: argparse.Namespace) -> Any:
+    env = make_env(args.env, seed=args.seed)
+    common = dict(learning_rate=3e-4, buffer_size=args.learning_starts + args.warmup + args.rounds * args.chunk + 10,
+                  learning_starts=args.learning_starts, batch_size=256, seed=args.seed, verbose=0)
+    if kind == "td3_ann_sb3":
+        return TD3("MlpPolicy", env, policy_kwargs=dict(net_arch=[256, 256]), **common)
+    target = "proxy" if kind == "pt_lif" else "soft"
+    return ProxyTD3("SNNPolicy", env, target=target, proxy_hidden=(512, 512), proxy_lr=1e-3, proxy_iters=3,
+                    policy_kwargs=dict(net_arch=[256, 256], neuron="lif", T=5), **common)
+
+
+def timed_train(model: Any, bucket: dict[str, float]) -> None:
+    """Wrap ``model.train`` to add its wall time to ``bucket["train"]``."""
+    inner = model.train
+
+    def train(*a: Any, **kw: Any) -> None:
+        start = time.perf_counter()
+        inner(*a, **kw)
+        bucket["train"] += time.perf_counter() - start
+
+    model.train = train
+
+
+def profile_train(model: Any, steps: int, out: Path) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    model.train(gradient_steps=2, batch_size=model.batch_size)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model.train(gradient_steps=steps, batch_size=model.batch_size)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=40)
+    out.write_text(table)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="Hopper-v5")
+    parser.add_argument("--learning-starts", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=50, help="training steps per model before timing")
+    parser.add_argument("--chunk", type=int, default=100, help="steps per model per round")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="also profile 20 train steps of (a)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    kinds = {"pt_lif": "(a) ProxyTD3 SNNPolicy LIF T=5, proxy 512-512, K=3",
+             "td3_ann_sb3": "(b) SB3 TD3 MlpPolicy [256, 256]",
+             "soft_lif": "(c) ProxyTD3 SNNPolicy LIF T=5, soft (Polyak) target"}
+    load_before = os.getloadavg()
+    models, buckets = {}, {}
+    for kind in kinds:
+        model = build(kind, args)
+        model.learn(args.learning_starts + args.warmup)
+        buckets[kind] = {"train": 0.0, "total": 0.0}
+        timed_train(model, buckets[kind])
+        models[kind] = model
+    for _ in range(args.rounds):
+        for kind, model in models.items():
+            start = time.perf_counter()
+            model.learn(args.chunk, reset_num_timesteps=False)
+            buckets[kind]["total"] += time.perf_counter() - start
+    load_after = os.getloadavg()
+
+    steps = args.rounds * args.chunk
+    results: dict[str, Any] = {}
+    for kind, label in kinds.items():
+        total, train = buckets[kind]["total"], buckets[kind]["train"]
+        flops = flops_per_step(models[kind])
+        results[kind] = {
+            "label": label, "steps": steps, "seconds": round(total, 3), "steps_per_s": round(steps / total, 2),
+            "train_share": round(train / total, 3), "train_steps_per_s": round(steps / train, 2),
+            "gflop_per_step": {k: round(v / 1e9, 4) for k, v in flops.items()},
+            "gflops_achieved": round(flops["total"] * steps / total / 1e9, 2),
+            "gflops_in_train": round(flops["total"] * steps / train / 1e9, 2),
+        }
+    ratio = results["pt_lif"]["steps_per_s"] / results["td3_ann_sb3"]["steps_per_s"]
+    report = {
+        "env": args.env, "learning_starts": args.learning_starts, "measured_steps_per_model": steps,
+        "chunk": args.chunk, "rounds": args.rounds, "torch_threads": args.threads,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "loadavg_before": [round(x, 2) for x in load_before],
+                    "loadavg_after": [round(x, 2) for x in load_after]},
+        "versions": {"torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
+                     "numpy": np.__version__},
+        "results": results,
+        "ratio_pt_lif_over_sb3_td3": round(ratio, 3),
+        "ratio_soft_lif_over_sb3_td3": round(results["soft_lif"]["steps_per_s"] /
+                                             results["td3_ann_sb3"]["steps_per_s"], 3),
+        "target_ratio": 0.35,
+    }
+    if args.profile:
+        table = profile_train(models["pt_lif"], 20, args.out / "train_profile.txt")
+        report["profile_file"] = "benchmarks/train_profile.txt"
+        print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "train.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        f"# Training throughput ({args.env}, one process, {args.threads} torch thread(s))", "",
+        f"{steps} steps per model after {args.learning_starts} start steps, round-robin chunks of {args.chunk}; "
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.", "",
+        "| model | steps/s | time in train() | GFLOP/step | GFLOP/s (overall) | GFLOP/s (in train) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results.values():
+        lines.append(f"| {r['label']} | {r['steps_per_s']} | {100 * r['train_share']:.0f}% | "
+                     f"{r['gflop_per_step']['total']:.3f} | {r['gflops_achieved']} | {r['gflops_in_train']} |")
+    lines += ["", f"Ratio (a)/(b): **{report['ratio_pt_lif_over_sb3_td3']}x** (target >= 0.35x); "
+              f"(c)/(b): {report['ratio_soft_lif_over_sb3_td3']}x.", ""]
+    (args.out / "train.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
