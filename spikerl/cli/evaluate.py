@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="record every episode to RUN_DIR/videos/*.mp4 (headless, MUJOCO_GL=egl; needs moviepy)")
     p.add_argument("--seed", type=int, metavar="S", help="env seed (default: the run's seed + 100)")
     p.add_argument("--quiet", action="store_true", help="print only the result line")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch CPU threads (default 1: RL-sized networks gain little from more, and extra "
+                   "threads on a busy machine slow training down several times)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,9 +45,13 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"run directory {run_dir} does not exist")
     if (run_dir / "manifest.json").is_file():
         return _run_bundle(args, run_dir)
+    import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from spikerl.agents.training import RunError, evaluate_run
+    from spikerl.cli.train import _set_threads
+
+    _set_threads(torch, args.threads)
 
     show = (not args.quiet) and sys.stdout.isatty()
     progress = Progress(TextColumn("[bold]evaluate"), BarColumn(), MofNCompleteColumn(),

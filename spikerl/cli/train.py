@@ -55,6 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue a run from its newest checkpoint to its original step budget")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-evaluation lines")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch CPU threads (default 1: RL-sized networks gain little from more, and extra "
+                   "threads on a busy machine slow training down several times)")
 
 
 def _default_run_dir(cfg: dict) -> Path:
@@ -71,6 +74,12 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         if value is not None:
             out.append(f"{key}={value}")
     return out
+
+
+def _set_threads(torch, n: int) -> None:
+    if n < 1:
+        raise CLIError(f"--threads: expected a positive integer, got {n}")
+    torch.set_num_threads(n)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,9 +101,12 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as err:
             raise CLIError(str(err)) from None
 
+    import torch
     from rich.console import Console
 
     from spikerl.agents.training import RunError, resume_run, train_run
+
+    _set_threads(torch, args.threads)
 
     console = Console(stderr=False)
     progress = (not args.quiet) and sys.stdout.isatty()
