@@ -30,6 +30,7 @@ import numpy as np
 import stable_baselines3
 import torch
 from spikerl.agents import ProxyTD3, spiking_network
+from spikerl.agents.cpu import keep_freed_memory
 from spikerl.envs import make_env
 from stable_baselines3 import TD3
 from torch import nn
@@ -53,7 +54,8 @@ def actor_flops(model: Any) -> int:
 def flops_per_step(model: Any) -> dict[str, float]:
     """GEMM FLOPs of one gradient step (backward = 2 x forward: input and weight gradients).
 
-    proxy: K*B label rows (SNN forward), K proxy updates (fwd + bwd); target: B rows of the proxy or
+    proxy: (K - 1/d)*B label rows (SNN forward; actor steps reuse their own pass for minibatch K), K
+    proxy updates (fwd + bwd); target: B rows of the proxy or
     target actor + both target critics; critic: fwd + bwd of both critics; actor every d-th step:
     fwd + bwd of the actor and of Q1.
     """
@@ -64,7 +66,7 @@ def flops_per_step(model: Any) -> dict[str, float]:
     parts: dict[str, float] = {}
     if getattr(model, "target", "soft") == "proxy":
         k, p = model.proxy_iters, linear_flops(model.proxy)
-        parts["labels"] = k * b * a
+        parts["labels"] = (k - 1 / d) * b * a  # on actor steps minibatch K's labels reuse the actor pass
         parts["proxy_updates"] = 3 * k * b * p
         parts["target"] = b * p + n_q * b * q
     else:
@@ -109,41 +111,27 @@ def profile_train(model: Any, steps: int, out: Path) -> str:
     return table
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--env", default="Hopper-v5")
-    parser.add_argument("--learning-starts", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=50, help="training steps per model before timing")
-    parser.add_argument("--chunk", type=int, default=100, help="steps per model per round")
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--profile", action="store_true", help="also profile 20 train steps of (a)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+KINDS = {"pt_lif": "(a) ProxyTD3 SNNPolicy LIF T=5, proxy 512-512, K=3",
+         "td3_ann_sb3": "(b) SB3 TD3 MlpPolicy [256, 256]",
+         "soft_lif": "(c) ProxyTD3 SNNPolicy LIF T=5, soft (Polyak) target"}
 
-    kinds = {"pt_lif": "(a) ProxyTD3 SNNPolicy LIF T=5, proxy 512-512, K=3",
-             "td3_ann_sb3": "(b) SB3 TD3 MlpPolicy [256, 256]",
-             "soft_lif": "(c) ProxyTD3 SNNPolicy LIF T=5, soft (Polyak) target"}
+
+def measure(models: dict[str, Any], buckets: dict[str, dict[str, float]], args: argparse.Namespace,
+            threads: int) -> dict[str, Any]:
+    """Round-robin timing of all models with ``threads`` torch threads; one result block."""
+    torch.set_num_threads(threads)
+    for bucket in buckets.values():
+        bucket.update(train=0.0, total=0.0)
     load_before = os.getloadavg()
-    models, buckets = {}, {}
-    for kind in kinds:
-        model = build(kind, args)
-        model.learn(args.learning_starts + args.warmup)
-        buckets[kind] = {"train": 0.0, "total": 0.0}
-        timed_train(model, buckets[kind])
-        models[kind] = model
     for _ in range(args.rounds):
         for kind, model in models.items():
             start = time.perf_counter()
             model.learn(args.chunk, reset_num_timesteps=False)
             buckets[kind]["total"] += time.perf_counter() - start
     load_after = os.getloadavg()
-
     steps = args.rounds * args.chunk
     results: dict[str, Any] = {}
-    for kind, label in kinds.items():
+    for kind, label in KINDS.items():
         total, train = buckets[kind]["total"], buckets[kind]["train"]
         flops = flops_per_step(models[kind])
         results[kind] = {
@@ -153,41 +141,77 @@ def main() -> None:
             "gflops_achieved": round(flops["total"] * steps / total / 1e9, 2),
             "gflops_in_train": round(flops["total"] * steps / train / 1e9, 2),
         }
-    ratio = results["pt_lif"]["steps_per_s"] / results["td3_ann_sb3"]["steps_per_s"]
+    base = results["td3_ann_sb3"]["steps_per_s"]
+    return {"torch_threads": threads, "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in load_after], "results": results,
+            "ratio_pt_lif_over_sb3_td3": round(results["pt_lif"]["steps_per_s"] / base, 3),
+            "ratio_soft_lif_over_sb3_td3": round(results["soft_lif"]["steps_per_s"] / base, 3)}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Training throughput ({report['env']}, one process)", "",
+             f"{report['measured_steps_per_model']} steps per model after {report['learning_starts']} start steps "
+             f"(one gradient step per env step), round-robin chunks of {report['chunk']}; glibc malloc "
+             f"keep-freed {'on' if report['malloc_keep_freed_memory'] else 'off'}; "
+             f"{report['machine']['cores']} cores; torch {report['versions']['torch']}, "
+             f"SB3 {report['versions']['stable_baselines3']}.", ""]
+    for block in report["runs"]:
+        lines += [f"## {block['torch_threads']} torch thread(s), load average {block['loadavg_before'][0]:.2f} "
+                  f"before, {block['loadavg_after'][0]:.2f} after", "",
+                  "| model | steps/s | time in train() | GFLOP/step | GFLOP/s (overall) | GFLOP/s (in train) |",
+                  "|---|---|---|---|---|---|"]
+        for r in block["results"].values():
+            lines.append(f"| {r['label']} | {r['steps_per_s']} | {100 * r['train_share']:.0f}% | "
+                         f"{r['gflop_per_step']['total']:.3f} | {r['gflops_achieved']} | {r['gflops_in_train']} |")
+        lines += ["", f"Ratio (a)/(b): **{block['ratio_pt_lif_over_sb3_td3']}x** (target >= 0.35x); "
+                      f"(c)/(b): {block['ratio_soft_lif_over_sb3_td3']}x.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="Hopper-v5")
+    parser.add_argument("--learning-starts", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=50, help="training steps per model before timing")
+    parser.add_argument("--chunk", type=int, default=100, help="steps per model per round")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()],
+                        help="torch thread counts to measure, one after the other (default: all cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="also profile 20 train steps of (a)")
+    parser.add_argument("--no-keep-freed-memory", dest="keep_freed", action="store_false",
+                        help="leave glibc's malloc thresholds alone (default: spikerl.agents.cpu.keep_freed_memory)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    args = parser.parse_args()
+    malloc_tuned = keep_freed_memory() if args.keep_freed else False
+
+    models, buckets = {}, {}
+    for kind in KINDS:
+        model = build(kind, args)
+        model.learn(args.learning_starts + args.warmup)
+        buckets[kind] = {"train": 0.0, "total": 0.0}
+        timed_train(model, buckets[kind])
+        models[kind] = model
+    runs = [measure(models, buckets, args, threads) for threads in args.threads]
     report = {
-        "env": args.env, "learning_starts": args.learning_starts, "measured_steps_per_model": steps,
-        "chunk": args.chunk, "rounds": args.rounds, "torch_threads": args.threads,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in load_after]},
+        "env": args.env, "learning_starts": args.learning_starts,
+        "measured_steps_per_model": args.rounds * args.chunk, "chunk": args.chunk, "rounds": args.rounds,
+        "malloc_keep_freed_memory": malloc_tuned,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "versions": {"torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
                      "numpy": np.__version__},
-        "results": results,
-        "ratio_pt_lif_over_sb3_td3": round(ratio, 3),
-        "ratio_soft_lif_over_sb3_td3": round(results["soft_lif"]["steps_per_s"] /
-                                             results["td3_ann_sb3"]["steps_per_s"], 3),
-        "target_ratio": 0.35,
+        "runs": runs, "target_ratio": 0.35,
+        "best_ratio_pt_lif_over_sb3_td3": max(r["ratio_pt_lif_over_sb3_td3"] for r in runs),
     }
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.profile:
         table = profile_train(models["pt_lif"], 20, args.out / "train_profile.txt")
         report["profile_file"] = "benchmarks/train_profile.txt"
         print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [
-        f"# Training throughput ({args.env}, one process, {args.threads} torch thread(s))", "",
-        f"{steps} steps per model after {args.learning_starts} start steps, round-robin chunks of {args.chunk}; "
-        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.", "",
-        "| model | steps/s | time in train() | GFLOP/step | GFLOP/s (overall) | GFLOP/s (in train) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in results.values():
-        lines.append(f"| {r['label']} | {r['steps_per_s']} | {100 * r['train_share']:.0f}% | "
-                     f"{r['gflop_per_step']['total']:.3f} | {r['gflops_achieved']} | {r['gflops_in_train']} |")
-    lines += ["", f"Ratio (a)/(b): **{report['ratio_pt_lif_over_sb3_td3']}x** (target >= 0.35x); "
-              f"(c)/(b): {report['ratio_soft_lif_over_sb3_td3']}x.", ""]
-    (args.out / "train.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    text = markdown(report)
+    (args.out / "train.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -124,3 +124,11 @@ def test_labels_are_one_batched_call_and_reuse_the_actor_pass(cls):
     reused = model._proxy_labels(obs_k, label_fn, last)
     assert not reused.requires_grad
     torch.testing.assert_close(reused, batched, rtol=0, atol=1e-5)
+
+
+def test_keep_freed_memory_sets_malloc_thresholds_on_linux():
+    import sys
+
+    from spikerl.agents.cpu import keep_freed_memory
+
+    assert keep_freed_memory() is sys.platform.startswith("linux")
