@@ -35,6 +35,8 @@ from spikerl.envs import make_env
 from stable_baselines3 import TD3
 from torch import nn
 
+from spikerl.kernels import fused as fused_kernels
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -152,7 +154,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Training throughput ({report['env']}, one process)", "",
              f"{report['measured_steps_per_model']} steps per model after {report['learning_starts']} start steps "
              f"(one gradient step per env step), round-robin chunks of {report['chunk']}; glibc malloc "
-             f"keep-freed {'on' if report['malloc_keep_freed_memory'] else 'off'}; "
+             f"keep-freed {'on' if report['malloc_keep_freed_memory'] else 'off'}; neuron kernel CPU backend "
+             f"{report['neuron_kernel_cpu_backend']}; OMP_WAIT_POLICY {report['env_vars']['OMP_WAIT_POLICY']}; "
              f"{report['machine']['cores']} cores; torch {report['versions']['torch']}, "
              f"SB3 {report['versions']['stable_baselines3']}.", ""]
     for block in report["runs"]:
@@ -197,6 +200,8 @@ def main() -> None:
         "env": args.env, "learning_starts": args.learning_starts,
         "measured_steps_per_model": args.rounds * args.chunk, "chunk": args.chunk, "rounds": args.rounds,
         "malloc_keep_freed_memory": malloc_tuned,
+        "neuron_kernel_cpu_backend": getattr(fused_kernels, "CPU_BACKEND", "torch"),
+        "env_vars": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "versions": {"torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
                      "numpy": np.__version__},
