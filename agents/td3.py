@@ -22,6 +22,11 @@ from torch.nn import functional as F
 class ProxyTD3(ProxyTargetMixin, TD3):
     """SB3 TD3 with ``target="proxy" | "soft"``; ``policy`` is "SNNPolicy" (spiking actor) or "MlpPolicy".
 
+    "SNNPolicy" defaults to ``net_arch=[256, 256]`` (the paper's); "MlpPolicy" is SB3's own policy with
+    SB3's default [400, 300], so pass ``policy_kwargs=dict(net_arch=[256, 256])`` for the paper's ANN
+    baseline. SB3's constructor defaults (lr 1e-3, learning_starts 100) also stay; the paper uses lr
+    3e-4 and 25k start steps (the presets in ``spikerl.configs`` set them).
+
     Extra arguments (keyword-only; everything else is SB3 TD3's):
         target: "proxy" (Proxy Target, default) or "soft" (Polyak-averaged target actor: vanilla TD3).
         proxy_hidden: proxy MLP hidden sizes (paper: 512-512 for LIF/DN, 800-600 for CLIF).
