@@ -143,7 +143,7 @@ class EvalCallback(BaseCallback):
             self.evaluate()
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """Write through ``write(file)`` to ``path.tmp``, fsync, then ``os.replace`` onto ``path``."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
@@ -170,12 +170,12 @@ def save_checkpoint(model: Any, ckpt_dir: Path, state: dict[str, Any], keep: int
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     step = int(model.num_timesteps)
     zip_path, buf_path, meta_path = checkpoint_files(ckpt_dir, step)
-    _atomic_write(zip_path, model.save)
-    _atomic_write(buf_path, lambda fh: pickle.dump(model.replay_buffer, fh, protocol=pickle.HIGHEST_PROTOCOL))
+    atomic_write(zip_path, model.save)
+    atomic_write(buf_path, lambda fh: pickle.dump(model.replay_buffer, fh, protocol=pickle.HIGHEST_PROTOCOL))
     meta = {"step": step, "model": zip_path.name, "replay_buffer": buf_path.name,
             "sizes": {zip_path.name: zip_path.stat().st_size, buf_path.name: buf_path.stat().st_size},
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **state}
-    _atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
+    atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         for p in checkpoint_files(ckpt_dir, old):
             p.unlink(missing_ok=True)

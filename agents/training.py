@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from spikerl.agents.callbacks import (
     EvalRecord,
     RichProgressCallback,
     RunClock,
+    atomic_write,
     checkpoint_files,
     list_checkpoints,
     read_evaluations,
@@ -200,7 +202,7 @@ class _Session:
             if self.progress_cb is not None:
                 self.progress_cb.close()
         if status == "completed":
-            model.save(self.run_dir / MODEL_FILE)
+            atomic_write(self.run_dir / MODEL_FILE, model.save)
         last, best = self.eval_cb.last, self.eval_cb.best
         wall = self.clock.elapsed()
         steps = int(model.num_timesteps)
@@ -225,20 +227,23 @@ def _set_logger(model: BaseAlgorithm, run_dir: Path) -> None:
 
 
 def train_run(cfg: dict[str, Any], run_dir: str | Path, *, progress: bool = False, console: Any = None,
-              on_eval: Callable[[EvalRecord], None] | None = None) -> TrainResult:
-    """Train a fresh model for ``cfg["total_timesteps"]`` steps into ``run_dir`` (created; must hold no run).
+              on_eval: Callable[[EvalRecord], None] | None = None, overwrite: bool = False) -> TrainResult:
+    """Train a fresh model for ``cfg["total_timesteps"]`` steps into ``run_dir``.
 
-    The env and model are built before anything is written, so a bad env id or model argument leaves
-    no half-made run directory behind.
+    ``run_dir`` must not hold a run (a ``config.yaml``) unless ``overwrite``, which deletes that run.
+    The env and model are built before anything is written or deleted, so a bad env id or model
+    argument leaves the directory as it was.
     """
     cfg = resolve(cfg)
     run_dir = Path(run_dir)
-    if (run_dir / CONFIG_FILE).exists():
-        raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick another "
-                       "--run-dir")
+    if (run_dir / CONFIG_FILE).exists() and not overwrite:
+        raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, replace it with "
+                       "--overwrite, or pick another --run-dir")
     env, eval_env = make_envs(cfg, cfg["seed"])
     try:
         model = build_model(cfg, env)
+        if (run_dir / CONFIG_FILE).exists():
+            shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, run_dir / CONFIG_FILE)
         _set_logger(model, run_dir)

@@ -52,6 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="env steps between checkpoints (sets checkpoint.every=N)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="dotted config overrides, e.g. learning_starts=1000 actor.T=8 proxy.lr=3e-3")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run already in --run-dir (if any) and start again")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue a run from its newest checkpoint to its original step budget")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-evaluation lines")
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         given = [f for f, v in (("PRESET_OR_YAML", args.config), ("--env", args.env), ("--steps", args.steps),
                                 ("--seed", args.seed), ("--run-dir", args.run_dir),
-                                ("--checkpoint-every", args.checkpoint_every), ("--set", args.overrides)) if v]
+                                ("--checkpoint-every", args.checkpoint_every), ("--set", args.overrides),
+                                ("--overwrite", args.overwrite)) if v]
         if given:
             raise CLIError(f"--resume continues a run with its saved config.yaml; drop {', '.join(given)}")
         cfg = None
@@ -127,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"training {cfg['name']} ({cfg['algo']}, target {cfg['target']}, {cfg['policy']}) on "
                       f"{cfg['env']} for {cfg['total_timesteps']} steps -> {run_dir}", flush=True)
-            result = train_run(cfg, run_dir, progress=progress, console=console, on_eval=on_eval)
+            result = train_run(cfg, run_dir, progress=progress, console=console, on_eval=on_eval,
+                               overwrite=args.overwrite)
     except RunError as err:
         raise CLIError(str(err)) from None
     except (ValueError, ImportError) as err:  # bad env id, missing MuJoCo, invalid model arguments

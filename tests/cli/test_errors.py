@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cli_helpers import run_cli, run_subprocess
 
@@ -51,3 +53,12 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, capsys) -> None:
     code, _out, err = run_cli(capsys, "train", "td3-ann", "--run-dir", str(run_dir))
     assert code == 2 and "already holds a run; continue it with --resume" in err
     assert (run_dir / "config.yaml").read_text() == "algo: td3\n"
+    # --overwrite with a bad env keeps the old run: nothing is deleted before the env and model exist
+    code, _out, err = run_cli(capsys, "train", "td3-ann", "--run-dir", str(run_dir), "--overwrite", "--env", "Nope")
+    assert code == 2 and (run_dir / "config.yaml").read_text() == "algo: td3\n"
+    (run_dir / "stale.txt").write_text("old")
+    code, _out, err = run_cli(capsys, "train", "td3-ann", "--run-dir", str(run_dir), "--overwrite", "--quiet",
+                              "--env", "InvertedPendulum-v5", "--steps", "50", "--set", "learning_starts=100")
+    assert code == 0, err
+    assert not (run_dir / "stale.txt").exists() and "name: td3-ann" in (run_dir / "config.yaml").read_text()
+    assert json.loads((run_dir / "metrics.json").read_text())["total_timesteps"] == 50

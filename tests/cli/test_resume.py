@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from cli_helpers import ENV, run_cli, run_subprocess, spikerl_cmd, tiny
@@ -15,7 +17,7 @@ from spikerl.agents.training import train_run
 
 from spikerl.config import load_config
 
-BUDGET = 800
+BUDGET = 600
 EVERY = 200
 
 
@@ -63,18 +65,23 @@ def test_sigkill_then_resume_finishes_the_exact_budget(tmp_path) -> None:
     assert ckpts == [f"step_{BUDGET - 2 * EVERY:010d}.json", f"step_{BUDGET - EVERY:010d}.json"]
 
     again = run_subprocess("train", "--resume", str(run_dir))
-    assert again.returncode == 2 and "already finished its 800 steps" in again.stderr
+    assert again.returncode == 2 and "already finished its 600 steps" in again.stderr
 
 
-@pytest.fixture
-def unfinished_run(tmp_path):
-    """A run with checkpoints at 100 and 200 whose process 'died' after step 200."""
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def _unfinished_template(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("template") / "run"
     cfg = load_config("td3-ann", tiny(False) + [f"env={ENV}", "total_timesteps=250", "checkpoint.every=100"])
     train_run(cfg, run_dir)
     (run_dir / "model.zip").unlink()
     (run_dir / "metrics.json").unlink()
     return run_dir
+
+
+@pytest.fixture
+def unfinished_run(_unfinished_template, tmp_path):
+    """A run with checkpoints at 100 and 200 whose process 'died' after step 250 (a fresh copy per test)."""
+    return Path(shutil.copytree(_unfinished_template, tmp_path / "run"))
 
 
 def _one_line_error(capsys, *argv) -> str:

@@ -13,6 +13,7 @@ from cli_helpers import ENV, run_cli, tiny
 from rich.console import Console
 from spikerl.agents import ALGORITHMS, NonFiniteLossError, ProxyTD3
 from spikerl.agents.training import evaluate_run, train_run
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from spikerl.config import list_presets, load_config
 
@@ -36,7 +37,12 @@ def test_every_preset_trains_saves_loads_evaluates(preset: str, tmp_path, capsys
         assert (run_dir / name).is_file(), name
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
         "step_0000000200.json", "step_0000000200.replay.pkl", "step_0000000200.zip"]
-    assert any((run_dir / "tb").iterdir())
+    tb = EventAccumulator(str(run_dir / "tb"))
+    tb.Reload()
+    logged = tb.Scalars("eval/mean_return")
+    assert [e.step for e in logged] == [row[0] for row in _evaluations(run_dir)]
+    assert [e.value for e in logged] == pytest.approx([row[1] for row in _evaluations(run_dir)], rel=1e-6)
+    assert "train/critic_loss" in tb.Tags()["scalars"]
 
     cfg = load_config(run_dir / "config.yaml")
     assert cfg == load_config(preset, [f"env={ENV}", f"total_timesteps={STEPS}", "checkpoint.every=200",
