@@ -260,7 +260,7 @@ def latest_checkpoint(run_dir: Path) -> dict[str, Any]:
     steps = list_checkpoints(ckpt_dir) if ckpt_dir.is_dir() else []
     if not steps:
         raise RunError(f"no checkpoint in {ckpt_dir} (the run stopped before its first checkpoint); "
-                       "start it again without --resume")
+                       "start it again: spikerl train <config> --run-dir <dir> --overwrite")
     zip_path, buf_path, meta_path = checkpoint_files(ckpt_dir, steps[-1])
     try:
         meta = json.loads(meta_path.read_text())

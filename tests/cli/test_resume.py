@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from cli_helpers import ENV, run_cli, run_subprocess, spikerl_cmd, tiny
+from spikerl.agents import ProxyTD3
 from spikerl.agents.training import train_run
 
 from spikerl.config import load_config
@@ -109,7 +111,7 @@ def test_missing_checkpoint_is_a_clear_error(unfinished_run, capsys) -> None:
     for p in (unfinished_run / "checkpoints").iterdir():
         p.unlink()
     err = _one_line_error(capsys, "train", "--resume", str(unfinished_run))
-    assert "no checkpoint in" in err and "start it again without --resume" in err
+    assert "no checkpoint in" in err and "start it again: spikerl train <config> --run-dir <dir> --overwrite" in err
 
 
 def test_uncommitted_checkpoint_is_ignored(unfinished_run, capsys) -> None:
@@ -138,3 +140,19 @@ def test_resume_rejects_config_flags_and_bad_dirs(tmp_path, capsys) -> None:
     assert "not a spikerl run directory (no config.yaml)" in err
     err = _one_line_error(capsys, "evaluate", str(tmp_path / "nope"))
     assert "does not exist" in err
+
+
+def test_resuming_the_same_checkpoint_twice_is_reproducible(_unfinished_template, tmp_path, capsys) -> None:
+    results = []
+    for name in ("a", "b"):
+        run_dir = Path(shutil.copytree(_unfinished_template, tmp_path / name))
+        code, _out, err = run_cli(capsys, "train", "--resume", str(run_dir), "--quiet")
+        assert code == 0, err
+        with (run_dir / "evaluations.csv").open() as fh:
+            results.append([(r["step"], r["mean_return"], r["std_return"]) for r in csv.DictReader(fh)])
+    assert results[0] == results[1]
+    assert [int(r[0]) for r in results[0]] == [0, 100, 200, 250]
+    a, b = (ProxyTD3.load(tmp_path / name / "model.zip", device="cpu").policy.state_dict() for name in "ab")
+    start = ProxyTD3.load(_unfinished_template / "checkpoints" / "step_0000000200.zip", device="cpu")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], v) for k, v in start.policy.state_dict().items())  # it did train
