@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import re
 import sys
 import time
@@ -36,11 +37,21 @@ def _count(text: str) -> int:
     return int(value)
 
 
+def _preset_names() -> list[str]:
+    """Shipped presets, listed without importing torch (``spikerl --help`` stays fast)."""
+    try:
+        root = importlib.resources.files("spikerl.configs")
+        return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+    except (ModuleNotFoundError, OSError):  # pragma: no cover - broken install
+        return []
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train an SNN/ANN agent from a preset or YAML config",
                        description="Train TD3/SAC with a spiking (or ANN) actor into a run directory "
                        "(config.yaml, model.zip, checkpoints/, tb/, evaluations.csv, metrics.json).",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=f"presets: {', '.join(_preset_names())}\n\n{EPILOG}",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", nargs="?", metavar="PRESET_OR_YAML",
                    help="a preset name (td3-proxy-lif, td3-ann, sac-lif, ...) or the path of a YAML config")
     p.add_argument("--env", metavar="ID", help="Gymnasium env id (sets env=ID), e.g. Hopper-v5")
