@@ -62,3 +62,11 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, capsys) -> None:
     assert code == 0, err
     assert not (run_dir / "stale.txt").exists() and "name: td3-ann" in (run_dir / "config.yaml").read_text()
     assert json.loads((run_dir / "metrics.json").read_text())["total_timesteps"] == 50
+
+
+@pytest.mark.parametrize("text, value", [("20000", 20000), ("2e4", 20000), ("20k", 20000), ("1_000", 1000),
+                                         ("1.5M", 1_500_000)])
+def test_step_counts_accept_common_spellings(text: str, value: int) -> None:
+    from spikerl.cli.train import _count
+
+    assert _count(text) == value
