@@ -271,3 +271,40 @@ class RichProgressCallback(BaseCallback):
             self.progress.update(self.task, completed=self.num_timesteps, eval=self._eval_text())
             self.progress.stop()
             self.progress = None
+
+
+class ProgressFileCallback(BaseCallback):
+    """Every ``every_s`` seconds (and at the end) write ``progress.json`` atomically for outside monitors
+    (``spikerl sweep`` reads it): ``steps``, ``total_timesteps``, ``steps_per_s`` (this session),
+    ``last_return``, ``last_eval_step``, ``elapsed_s``."""
+
+    def __init__(self, path: Path, total: int, last_eval: Callable[[], EvalRecord | None], clock: RunClock,
+                 every_s: float = 5.0) -> None:
+        super().__init__()
+        self.path, self.total, self.last_eval = Path(path), int(total), last_eval
+        self.clock, self.every_s = clock, every_s
+        self._t0 = self._next = 0.0
+        self._start_step = 0
+
+    def write(self) -> None:
+        now = time.perf_counter()
+        rec = self.last_eval()
+        data = {"steps": int(self.num_timesteps), "total_timesteps": self.total,
+                "steps_per_s": (self.num_timesteps - self._start_step) / max(now - self._t0, 1e-9),
+                "last_return": None if rec is None else rec.mean, "last_eval_step": None if rec is None else rec.step,
+                "elapsed_s": self.clock.elapsed()}
+        atomic_write(self.path, lambda fh: fh.write(json.dumps(data).encode()))
+        self._next = now + self.every_s
+
+    def _on_training_start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._start_step = int(self.num_timesteps)
+        self.write()
+
+    def _on_step(self) -> bool:
+        if time.perf_counter() >= self._next:
+            self.write()
+        return True
+
+    def _on_training_end(self) -> None:
+        self.write()

@@ -11,6 +11,7 @@ Run directory::
       tb/                TensorBoard events (SB3 logger: train/*, rollout/*, eval/*)
       evaluations.csv    step, mean_return, std_return, wall_time_s of the periodic evaluations
       metrics.json       status, total steps, final/best evaluation return, steps/s, wall time
+      progress.json      live: steps, steps_per_s, last_return (rewritten every 5 s while training)
       evaluation.json    written by `spikerl evaluate`
       videos/            written by `spikerl evaluate --video`
 
@@ -35,6 +36,7 @@ from spikerl.agents.callbacks import (
     CheckpointCallback,
     EvalCallback,
     EvalRecord,
+    ProgressFileCallback,
     RichProgressCallback,
     RunClock,
     atomic_write,
@@ -57,6 +59,7 @@ CHECKPOINT_DIR = "checkpoints"
 TB_DIR = "tb"
 EVAL_CSV = "evaluations.csv"
 METRICS_FILE = "metrics.json"
+PROGRESS_FILE = "progress.json"
 EVALUATION_FILE = "evaluation.json"
 VIDEO_DIR = "videos"
 #: the eval env uses seed + EVAL_SEED_OFFSET (the Proxy Target code evaluates with seed + 100)
@@ -177,7 +180,9 @@ class _Session:
         self.eval_cb = EvalCallback(eval_env, run_dir / EVAL_CSV, ev["freq"], ev["episodes"], ev["deterministic"],
                                     cfg["seed"] + EVAL_SEED_OFFSET, clock, history, on_eval)
         self.ckpt_cb = CheckpointCallback(run_dir / CHECKPOINT_DIR, ck["every"], ck["keep"], self.state)
-        self.callbacks: list[BaseCallback] = [self.eval_cb, self.ckpt_cb]
+        self.callbacks: list[BaseCallback] = [
+            self.eval_cb, self.ckpt_cb,
+            ProgressFileCallback(run_dir / PROGRESS_FILE, cfg["total_timesteps"], lambda: self.eval_cb.last, clock)]
         self.progress_cb: RichProgressCallback | None = None
         if progress:
             self.progress_cb = RichProgressCallback(cfg["total_timesteps"], cfg.get("name") or "train",

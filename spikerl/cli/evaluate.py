@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from spikerl.cli import CLIError
+from spikerl.cli.train import default_threads
 
 
 def _positive(text: str) -> int:
@@ -34,9 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="record every episode to RUN_DIR/videos/*.mp4 (headless, MUJOCO_GL=egl; needs moviepy)")
     p.add_argument("--seed", type=int, metavar="S", help="env seed (default: the run's seed + 100)")
     p.add_argument("--quiet", action="store_true", help="print only the result line")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch CPU threads (default 1: RL-sized networks gain little from more, and extra "
-                   "threads on a busy machine slow training down several times)")
+    p.add_argument("--threads", type=int, default=default_threads(), metavar="N",
+                   help="torch CPU threads (default: $SPIKERL_NUM_THREADS or 1)")
 
 
 def run(args: argparse.Namespace) -> int:

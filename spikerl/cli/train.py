@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
+import os
 import re
 import sys
 import time
@@ -68,9 +69,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue a run from its newest checkpoint to its original step budget")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-evaluation lines")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch CPU threads (default 1: RL-sized networks gain little from more, and extra "
-                   "threads on a busy machine slow training down several times)")
+    p.add_argument("--threads", type=int, default=default_threads(), metavar="N",
+                   help="torch CPU threads (default: $SPIKERL_NUM_THREADS or 1; RL-sized networks gain little "
+                   "from more, and extra threads on a busy machine slow training down several times)")
 
 
 def _default_run_dir(cfg: dict) -> Path:
@@ -87,6 +88,14 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         if value is not None:
             out.append(f"{key}={value}")
     return out
+
+
+def default_threads() -> int:
+    """``$SPIKERL_NUM_THREADS`` (set by ``spikerl sweep`` for its workers) or 1."""
+    try:
+        return max(1, int(os.environ.get("SPIKERL_NUM_THREADS", "1")))
+    except ValueError:
+        return 1
 
 
 def _set_threads(torch, n: int) -> None:

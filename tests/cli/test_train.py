@@ -33,8 +33,11 @@ def test_every_preset_trains_saves_loads_evaluates(preset: str, tmp_path, capsys
                              str(run_dir), "--checkpoint-every", "200", "--set", *tiny(has_proxy))
     assert code == 0, err
     assert f"done: {STEPS} steps" in out
-    for name in ("config.yaml", "model.zip", "evaluations.csv", "metrics.json"):
+    for name in ("config.yaml", "model.zip", "evaluations.csv", "metrics.json", "progress.json"):
         assert (run_dir / name).is_file(), name
+    progress = json.loads((run_dir / "progress.json").read_text())
+    assert (progress["steps"], progress["total_timesteps"], progress["last_eval_step"]) == (STEPS, STEPS, STEPS)
+    assert progress["steps_per_s"] > 0
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
         "step_0000000200.json", "step_0000000200.replay.pkl", "step_0000000200.zip"]
     tb = EventAccumulator(str(run_dir / "tb"))
