@@ -370,6 +370,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     ``seed`` defaults to the run's seed + 100 (the seed of its periodic evaluations). ``video`` records
     every episode to ``RUN_DIR/videos`` (headless EGL rendering).
     """
+    from spikerl.agents.energy import MAX_OBSERVATIONS, actor_energy
     from spikerl.envs import make_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -384,8 +385,11 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         env = make_env(cfg["env"], seed=seed, n_envs=1, video_folder=video_dir, **cfg["env_kwargs"])
     counted = [0]
+    seen: list[np.ndarray] = []  # observations the actor decided on, for its energy per decision
 
     def step_hook(local: dict[str, Any], _globals: dict[str, Any]) -> None:
+        if sum(len(o) for o in seen) < MAX_OBSERVATIONS:
+            seen.append(np.array(local["observations"], dtype=np.float32, copy=True))
         episode = local["info"].get("episode") if local.get("done") else None
         if on_episode is not None and episode is not None:  # called before evaluate_policy counts it
             counted[0] += 1
@@ -408,5 +412,8 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
         "wall_time_s": time.perf_counter() - t0,
         "videos": sorted(str(p.relative_to(run_dir)) for p in video_dir.glob("*.mp4")) if video_dir else [],
     }
+    if seen:
+        energy = actor_energy(model, np.concatenate(seen))
+        result.update(energy_nj=energy["energy_nj"], firing_rate=energy["firing_rate"], energy=energy)
     _write_json(run_dir / EVALUATION_FILE, result)
     return result

@@ -69,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
           f"{result['episodes']} {'deterministic' if result['deterministic'] else 'stochastic'} episodes "
           f"(model {result['model']}, seed {result['seed']}) -> {run_dir / 'evaluation.json'}")
+    if "energy" in result and not args.quiet:
+        e = result["energy"]
+        rate = f", firing rate {e['firing_rate']:.3f}" if e["firing_rate"] is not None else ""
+        print(f"energy per decision ({e['energy_model']} figures): {e['energy_nj']:.2f} nJ "
+              f"({e['sops']:.0f} SOPs, {e['macs']:.0f} MACs{rate})")
     if result["videos"] and not args.quiet:
         print(f"videos: {len(result['videos'])} files in {run_dir / 'videos'}")
     return 0
