@@ -32,6 +32,10 @@ def export_run(run_dir: str | os.PathLike[str], format: str = "bundle", out: str
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
     run_dir = Path(run_dir)
+    if (run_dir / "converted.json").is_file():  # a converted ANN policy (spikerl convert)
+        from spikerl.agents.conversion import export_converted
+
+        return export_converted(run_dir, format, out)
     model, cfg, _source = load_run_model(run_dir)
     net = spiking_network(model.actor)
     if net is None:
@@ -53,7 +57,7 @@ class BundleAgent:
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:
         if episode_start is not None and self.policy.stateful and np.any(episode_start):
-            self.policy.reset()
+            self.policy.reset(np.asarray(episode_start, dtype=bool))  # only the envs that start an episode
         return self.policy.act(np.asarray(observation)), None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from spikerl import __version__
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS: tuple[str, ...] = ("demo", "train", "evaluate", "export", "compare", "sweep")
+COMMANDS: tuple[str, ...] = ("demo", "train", "evaluate", "export", "compare", "sweep", "convert")
 
 
 class CLIError(Exception):

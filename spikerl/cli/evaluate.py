@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"run directory {run_dir} does not exist")
     if (run_dir / "manifest.json").is_file():
         return _run_bundle(args, run_dir)
+    if (run_dir / "converted.json").is_file():
+        return _run_converted(args, run_dir)
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -76,6 +78,28 @@ def run(args: argparse.Namespace) -> int:
               f"({e['sops']:.0f} SOPs, {e['macs']:.0f} MACs{rate})")
     if result["videos"] and not args.quiet:
         print(f"videos: {len(result['videos'])} files in {run_dir / 'videos'}")
+    return 0
+
+
+def _run_converted(args: argparse.Namespace, path: Path) -> int:
+    """Evaluate a converted ANN policy (``spikerl convert``); the CRPI carry is reset per env at episode start."""
+    if args.video:
+        raise CLIError("--video is not supported for converted policies; evaluate the source run for videos")
+    if not args.deterministic:
+        raise CLIError("a converted policy is deterministic; drop --no-deterministic")
+    import torch
+
+    from spikerl.agents.conversion import evaluate_converted
+    from spikerl.cli.train import _set_threads
+
+    _set_threads(torch, args.threads)
+    try:
+        result = evaluate_converted(path, episodes=args.episodes, seed=args.seed)
+    except (ValueError, ImportError, OSError) as err:
+        raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
+          f"{result['episodes']} deterministic episodes ({result['model']}, seed {result['seed']}) -> "
+          f"{path / 'evaluation.json'}")
     return 0
 
 

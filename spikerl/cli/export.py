@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Load RUN_DIR/model.zip and export its spiking actor (TD3: the action; SAC: "
                        "the deterministic action tanh(mean)).", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train, or a converted "
+                   "policy written by spikerl convert (format bundle only)")
     p.add_argument("--format", choices=("bundle", "nir", "onnx"), default="bundle", help="default: bundle")
     p.add_argument("--out", metavar="PATH", help="output path (default: RUN_DIR/bundle, RUN_DIR/policy.nir or "
                    "RUN_DIR/policy.onnx)")

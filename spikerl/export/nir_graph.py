@@ -73,6 +73,10 @@ def to_nir(spec: PolicySpec, dt: float = NIR_DT) -> Any:
     import nir
 
     spec.validate()
+    if spec.readout != "population":
+        raise ValueError("NIR cannot express a converted ANN policy: its IF neurons use a soft (subtractive) reset "
+                         "and start from v0 = theta/2 (NIR neurons reset to v_reset and start at 0), and a CRPI "
+                         "carry is state across decisions that no NIR graph holds; use format='bundle'")
     if spec.carry is not None:
         raise ValueError(f"NIR export of a policy with carried state (carry={spec.carry!r}) is not supported; "
                          "use format='bundle'")

@@ -90,6 +90,9 @@ class InferenceActor(nn.Module):
     def __init__(self, spec: PolicySpec, dtype: torch.dtype | None = None, spike_counts: bool = False) -> None:
         super().__init__()
         spec.validate()
+        if spec.readout != "population":
+            raise ValueError("ONNX export of converted ANN policies (if-conv layers, linear readout) is not "
+                             "implemented; use format='bundle' (spikerl.runtime runs them, CRPI carry included)")
         if spec.carry is not None:
             raise ValueError(f"ONNX export of a policy with carried state (carry={spec.carry!r}) is not supported; "
                              "use the bundle format")

@@ -10,6 +10,11 @@
                                    neuron update (IF/LIF/CLIF/PLIF/DN/multi-threshold), strict h > V_th
     rate = count_T / T;  a_k = tanh(sum_j w_kj rate_kj + b_k)
 
+Converted ANN policies (``if-conv`` layers, ``spikerl.conversion``): IF neurons with per-neuron thresholds
+theta_j, start potential v0 theta_j + c_j, soft reset, ``>=`` or ``>`` firing, graded spikes of value
+theta_j, and the linear readout a = tanh(W_r (theta * count / T) + b_r); with the CRPI carry the policy
+keeps c_j = clip(alpha max(v_T - v_0, -theta_j N_j), -theta_j/2, theta_j/2) per batch row until ``reset``.
+
 Event-driven accumulation of rows of the transposed weight (W stored ``(in, out)``) vectorises over the
 output neurons without any reassociation, so the kernels use no fastmath: with
 ``fastmath={"reassoc", "contract", "nsz"}`` the batch-1 latency was the same here (42 vs 42 us), and
@@ -30,20 +35,23 @@ from numba import njit
 __all__ = ["CompiledPolicy", "compile_policy", "pack_policy"]
 
 # neuron kinds
-_LEAKY, _CLIF, _DN, _MULTI = 0, 1, 2, 3
+_LEAKY, _CLIF, _DN, _MULTI, _CONV = 0, 1, 2, 3, 4
 # meta header (int64)
 _H_T, _H_ENC, _H_PRE, _H_OBS, _H_POP, _H_L, _H_ACT, _H_DPOP = 0, 1, 2, 3, 4, 5, 6, 7
-_H_MEAN, _H_STD, _H_DECW, _H_DECB, _H_MAXN, _H_ENCCNT = 8, 9, 10, 11, 12, 13
-_HEADER, _LSTRIDE = 16, 8  # per layer: n_in, n_out, w_off, b_off, kind, levels, p_off, count_off
+_H_MEAN, _H_STD, _H_DECW, _H_DECB, _H_MAXN, _H_ENCCNT, _H_READ, _H_CARRY = 8, 9, 10, 11, 12, 13, 14, 15
+# per layer: n_in, n_out, w_off, b_off, kind, levels, p_off, count_off, threshold off (if-conv), carry off
+_HEADER, _LSTRIDE = 16, 10
 # float params (dtype): header, then per layer at p_off: thr, decay, current_decay, hard, theta_r,
-# theta_s, theta_v, signed theta_u, then the `levels` thresholds j * V_th (multi-threshold)
+# theta_s, theta_v, signed theta_u, then the `levels` thresholds j * V_th (multi-threshold);
+# if-conv: slot 2 = CRPI alpha, slot 4 = v0 (fraction of theta), slot 5 = 1 for fire 'ge' (0: 'gt')
 _F_ENC_THR, _F_NEG_HALF, _F_ONE, _F_ZERO, _F_T = 0, 1, 2, 3, 4
 _FHEADER, _PSTRIDE = 8, 8
 
 
 @njit(cache=True)
-def _decide(obs, w, fp, meta, work, iwork, counts, out):  # pragma: no cover - compiled
-    """One decision for ``obs[obs_dim]``; writes ``out[act_dim]`` and ``counts``.
+def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no cover - compiled
+    """One decision for ``obs[obs_dim]``; writes ``out[act_dim]`` and ``counts`` (and ``carry``, the CRPI
+    state of the if-conv neurons, when ``meta[_H_CARRY]``).
 
     Returns -1, or the index of the first non-finite observation entry (then nothing is computed).
     Hot loops index array *views* with range variables only, so LLVM drops the negative-index
@@ -147,6 +155,19 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out):  # pragma: no cover - c
             u2[j] = zero
             sp[j] = zero
             lcount[j] = zero
+        conv = kind == _CONV
+        use_carry = conv and meta[_H_CARRY] == 1
+        tharr = w[meta[lb + 8]:meta[lb + 8] + n_out]
+        lcarry = carry[meta[lb + 9]:meta[lb + 9] + n_out]
+        ge = fp[po + 5] != zero
+        if conv:  # v_0 = v0 theta + c (CRPI carry); c keeps v_0 for the residual
+            v0f = fp[po + 4]
+            for j in range(n_out):
+                v = v0f * tharr[j]
+                if use_carry:
+                    v = v + lcarry[j]
+                u[j] = v
+                c[j] = v
         analog = direct and layer == 0
         if analog:  # dense input: the same current at every step
             for j in range(n_out):
@@ -193,6 +214,19 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out):  # pragma: no cover - c
                     n += flag[j]
                 for q in range(n):
                     ovals[q] = one
+            elif conv:
+                for j in range(n_out):
+                    h = u[j] + cu[j]
+                    th = tharr[j]
+                    fired = (h >= th) if ge else (h > th)
+                    u[j] = h - th if fired else h
+                    lcount[j] += one if fired else zero
+                    flag[j] = 1 if fired else 0
+                for j in range(n_out):
+                    oidx[n] = j
+                    n += flag[j]
+                for q in range(n):
+                    ovals[q] = tharr[oidx[q]]
             elif kind == _MULTI:
                 for j in range(n_out):
                     h = u[j] * lam + cu[j]
@@ -231,15 +265,38 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out):  # pragma: no cover - c
                     else:
                         sp[j] = zero
             cnt[dst, t] = n
+        if use_carry:  # CRPI: c = clip(alpha max(v_T - v_0, -theta N), -theta/2, theta/2)
+            for j in range(n_out):
+                th = tharr[j]
+                r = u[j] - c[j]
+                floor_ = -th * lcount[j]
+                cv = alpha * (r if r > floor_ else floor_)
+                half = th / 2
+                if cv > half:
+                    cv = half
+                elif cv < -half:
+                    cv = -half
+                lcarry[j] = cv
         src = dst
 
     # decoder: rate = count / T;  a_k = tanh(sum_j w_kj rate_kj + b_k)
     A = meta[_H_ACT]
     DP = meta[_H_DPOP]
-    ocount = counts[meta[_HEADER + (L - 1) * _LSTRIDE + 7]:]
+    llb = _HEADER + (L - 1) * _LSTRIDE
+    ocount = counts[meta[llb + 7]:]
     dw = w[meta[_H_DECW]:meta[_H_DECW] + A * DP]
     db = w[meta[_H_DECB]:meta[_H_DECB] + A]
     tf = fp[_F_T]
+    if meta[_H_READ] == 1:  # linear readout of a converted policy: r_j = theta_j count_j / T over all j
+        lth = w[meta[llb + 8]:meta[llb + 8] + DP]
+        for j in range(DP):
+            st_u[j] = lth[j] * ocount[j] / tf
+        for k in range(A):
+            acc = zero
+            for j in range(DP):
+                acc += st_u[j] * dw[k * DP + j]
+            out[k] = np.tanh(acc + db[k])
+        return -1
     for k in range(A):
         acc = zero
         for j in range(DP):
@@ -249,11 +306,14 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out):  # pragma: no cover - c
 
 
 @njit(cache=True)
-def _decide_batch(obs, w, fp, meta, work, iwork, counts, out, keep_counts):  # pragma: no cover - compiled
-    """``_decide`` for each row of ``obs[B, obs_dim]``; returns -1 or the flat index of a non-finite entry."""
+def _decide_batch(obs, w, fp, meta, work, iwork, counts, out, keep_counts, carry):  # pragma: no cover
+    """``_decide`` for each row of ``obs[B, obs_dim]`` (``carry[B, n]``, or one dummy row when not carried);
+    returns -1 or the flat index of a non-finite entry."""
     D = obs.shape[1]
+    per_row = carry.shape[0] == obs.shape[0]
     for b in range(obs.shape[0]):
-        r = _decide(obs[b], w, fp, meta, work, iwork, counts[b if keep_counts else 0], out[b])
+        r = _decide(obs[b], w, fp, meta, work, iwork, counts[b if keep_counts else 0], out[b],
+                    carry[b if per_row else 0])
         if r >= 0:
             return b * D + r
     return -1
@@ -268,7 +328,7 @@ class CompiledPolicy:
 
     def __init__(self, *, obs_dim: int, act_dim: int, T: int, dtype: np.dtype, w: np.ndarray, fp: np.ndarray,
                  meta: np.ndarray, work_size: int, iwork_size: int, count_names: list[str],
-                 count_sizes: list[int]) -> None:
+                 count_sizes: list[int], carry_size: int = 0) -> None:
         self.obs_dim, self.act_dim, self.T = obs_dim, act_dim, T
         self.dtype = np.dtype(dtype)
         self._w, self._fp, self._meta = w, fp, meta
@@ -277,8 +337,44 @@ class CompiledPolicy:
         self.count_names = list(count_names)
         self._count_sizes = list(count_sizes)
         self._counts = np.zeros((1, sum(count_sizes)), dtype=self.dtype)
+        self.carry_size = int(carry_size) if meta[_H_CARRY] == 1 else 0
+        self._dummy = np.zeros((1, 1), dtype=self.dtype)
+        self._carry: np.ndarray | None = None
         self(np.zeros(obs_dim, dtype=self.dtype))  # warm-up: compile or load from the on-disk cache
         self(np.zeros((1, obs_dim), dtype=self.dtype))
+        self.reset()
+
+    @property
+    def stateful(self) -> bool:
+        """True for a converted policy with the CRPI carry (state kept between calls until :meth:`reset`)."""
+        return self.carry_size > 0
+
+    @property
+    def carry(self) -> np.ndarray | None:
+        """The carried potentials ``[B, n]`` (all if-conv neurons, layer by layer); None after a reset."""
+        return None if self._carry is None else self._carry.copy()
+
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Clear the carry (of the rows where the bool ``mask[B]`` is true; all rows without a mask)."""
+        if mask is None or self._carry is None:
+            if mask is None:
+                self._carry = None
+            return
+        mask = np.asarray(mask, dtype=bool).reshape(-1)
+        if mask.shape[0] != self._carry.shape[0]:
+            raise ValueError(f"reset(mask): mask has {mask.shape[0]} entries but the carried state has batch size "
+                             f"{self._carry.shape[0]}; pass one bool per environment")
+        self._carry[mask] = 0
+
+    def _carry_rows(self, batch: int) -> np.ndarray:
+        if not self.stateful:
+            return self._dummy
+        if self._carry is None:
+            self._carry = np.zeros((batch, self.carry_size), dtype=self.dtype)
+        elif self._carry.shape[0] != batch:
+            raise ValueError(f"the carried state has batch size {self._carry.shape[0]} but this call has {batch} "
+                             "observation(s); call reset() when the number of environments changes")
+        return self._carry
 
     def _prepare(self, obs: np.ndarray | object) -> np.ndarray:
         obs = np.asarray(obs)
@@ -307,11 +403,12 @@ class CompiledPolicy:
         obs = self._prepare(obs)
         if obs.ndim == 1:
             out = np.empty(self.act_dim, dtype=self.dtype)
-            status = _decide(obs, self._w, self._fp, self._meta, self._work, self._iwork, self._counts[0], out)
+            status = _decide(obs, self._w, self._fp, self._meta, self._work, self._iwork, self._counts[0], out,
+                             self._carry_rows(1)[0])
         else:
             out = np.empty((obs.shape[0], self.act_dim), dtype=self.dtype)
             status = _decide_batch(obs, self._w, self._fp, self._meta, self._work, self._iwork, self._counts,
-                                   out, False)
+                                   out, False, self._carry_rows(obs.shape[0]))
         if status >= 0:
             self._raise_not_finite(obs)
         return out
@@ -319,14 +416,16 @@ class CompiledPolicy:
     def spike_counts(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         """Spikes per neuron summed over the T steps, ``{name: [B, n]}`` as ``SpikingActor.spike_counts``.
 
-        A single observation gives ``[1, n]`` arrays, as in torch.
+        A single observation gives ``[1, n]`` arrays, as in torch. For a carry policy this is a decision
+        like ``__call__``: it advances the carried state.
         """
         obs = self._prepare(obs)
         if obs.ndim == 1:
             obs = obs[None]
         counts = np.zeros((obs.shape[0], self._counts.shape[1]), dtype=self.dtype)
         out = np.empty((obs.shape[0], self.act_dim), dtype=self.dtype)
-        if _decide_batch(obs, self._w, self._fp, self._meta, self._work, self._iwork, counts, out, True) >= 0:
+        if _decide_batch(obs, self._w, self._fp, self._meta, self._work, self._iwork, counts, out, True,
+                         self._carry_rows(obs.shape[0])) >= 0:
             self._raise_not_finite(obs)
         result, start = {}, 0
         for name, size in zip(self.count_names, self._count_sizes, strict=True):
@@ -341,6 +440,12 @@ class CompiledPolicy:
 
 def _kernel_params(name: str, p: dict, index: int) -> tuple[int, int, list[float]]:
     """(kind, levels, float params) of one layer from its neuron name and plain parameters."""
+    if name == "if-conv":
+        if p.get("reset", "soft") != "soft" or p.get("fire") not in ("ge", "gt"):
+            raise ValueError(f"layer {index} (if-conv) needs reset 'soft' and fire 'ge' or 'gt', got "
+                             f"reset={p.get('reset')!r}, fire={p.get('fire')!r}")
+        return _CONV, 0, [0.0, 1.0, float(p.get("alpha", 0.0)), 0.0, float(p["v0"]),
+                          1.0 if p["fire"] == "ge" else 0.0, 0.0, 0.0]
     thr = float(p["threshold"])
     hard = 1.0 if p.get("reset", "hard") == "hard" else 0.0
     params = [thr, 1.0, 0.0, hard, 0.0, 0.0, 0.0, 0.0]
@@ -363,7 +468,7 @@ def _kernel_params(name: str, p: dict, index: int) -> tuple[int, int, list[float
         params += [float(j * thr) for j in range(1, levels + 1)]
     else:
         raise ValueError(f"layer {index} has neuron {name!r}, which has no Numba kernel; supported: if, lif, clif, "
-                         "plif, dn, multi-threshold")
+                         "plif, dn, multi-threshold, if-conv")
     return kind, levels, params
 
 
@@ -436,22 +541,41 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
         count_sizes.append(D * pop)
         count_off = D * pop
     sizes = [D * pop]
+    linear = getattr(spec, "readout", "population") == "linear"
+    carried = getattr(spec, "carry", None) == "crpi"
+    if carried and not linear:
+        raise ValueError("compile_policy: the CRPI carry needs a converted policy (if-conv layers, readout 'linear')")
+    carry_off = 0
     for index, layer in enumerate(spec.layers):
         kind, levels, params = _kernel_params(layer.neuron, layer.params, index)
+        if (kind == _CONV) != linear:
+            raise ValueError(f"compile_policy: layer {index} ({layer.neuron}): if-conv layers need readout "
+                             "'linear' and a linear readout needs if-conv layers")
         weight = np.asarray(layer.weight)
         n_out, n_in = weight.shape
         if n_in != sizes[-1]:
             raise ValueError(f"compile_policy: layer {index} takes {n_in} inputs but receives {sizes[-1]}")
+        th_off = 0
+        if kind == _CONV:
+            theta = getattr(layer, "threshold", None)
+            if theta is None or np.asarray(theta).shape != (n_out,):
+                raise ValueError(f"compile_policy: layer {index} (if-conv) needs threshold[{n_out}]")
+            th_off = put(np.asarray(theta))
         lb = _HEADER + index * _LSTRIDE
-        meta[lb:lb + 8] = [n_in, n_out, put(weight.T), put(np.asarray(layer.bias)), kind, levels, len(fp),
-                           count_off]
+        meta[lb:lb + _LSTRIDE] = [n_in, n_out, put(weight.T), put(np.asarray(layer.bias)), kind, levels, len(fp),
+                                  count_off, th_off, carry_off if carried else 0]
         fp += params
         count_off += n_out
+        carry_off += n_out
         sizes.append(n_out)
-    count_names += [f"hidden{i}" for i in range(L - 1)] + ["output"]
+    count_names += [f"hidden{i}" for i in range(L)] if linear else \
+        [f"hidden{i}" for i in range(L - 1)] + ["output"]
     count_sizes += sizes[1:]
     dec_w = np.asarray(spec.decoder_weight)
     act_dim, dec_pop = dec_w.shape
+    if linear and dec_pop != sizes[-1]:
+        raise ValueError(f"compile_policy: the linear readout reads {dec_pop} inputs, the last layer has {sizes[-1]}")
+    meta[_H_READ], meta[_H_CARRY] = (1 if linear else 0), (1 if carried else 0)
     meta[_H_DECW], meta[_H_DECB] = put(dec_w), put(np.asarray(spec.decoder_bias))
     maxn = max(sizes)
     meta[[_H_T, _H_ENC, _H_PRE, _H_OBS, _H_POP, _H_L, _H_ACT, _H_DPOP, _H_MAXN]] = [
@@ -462,6 +586,7 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
     return CompiledPolicy(
         obs_dim=D, act_dim=int(act_dim), T=T, dtype=dtype, w=w, fp=np.asarray(fp, dtype=dtype), meta=meta,
         work_size=work_size, iwork_size=2 * T * maxn + 2 * T + maxn, count_names=count_names, count_sizes=count_sizes,
+        carry_size=carry_off if carried else 0,
     )
 
 

@@ -124,9 +124,15 @@ def build_manifest(spec: PolicySpec, weights_sha256: str, *, observation_space: 
     else:
         coding["encoder_equations"] = ["s = tanh(obs)" if spec.preprocess == "tanh" else "s = obs",
                                        "I_t = W s + b at every step t (analog input current)"]
-    coding["decoder_equations"] = ["r_kj = (spikes of output neuron k*pop+j over T) / T",
-                                   "a_k = tanh(sum_j w_kj r_kj + b_k)"]
-    names = [f"hidden{i}" for i in range(len(spec.layers) - 1)] + ["output"]
+    coding["readout"] = spec.readout
+    if spec.readout == "linear":
+        coding["decoder_equations"] = ["r_j = theta_j (spikes of last-layer neuron j over T) / T",
+                                       "a_k = tanh(sum_j w_kj r_j + b_k)"]
+        names = [f"hidden{i}" for i in range(len(spec.layers))]
+    else:
+        coding["decoder_equations"] = ["r_kj = (spikes of output neuron k*pop+j over T) / T",
+                                       "a_k = tanh(sum_j w_kj r_kj + b_k)"]
+        names = [f"hidden{i}" for i in range(len(spec.layers) - 1)] + ["output"]
     layers = [{"name": name, "in": layer.n_in, "out": layer.n_out, "neuron": layer.neuron,
                "params": dict(layer.params), "equations": neuron_equations(layer.neuron, layer.params)}
               for name, layer in zip(names, spec.layers, strict=True)]
@@ -238,7 +244,7 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[PolicySpec, dict[str, Any
             w, b = arrays.get(f"layer{i}.weight"), arrays.get(f"layer{i}.bias")
             if w is None or b is None:
                 raise BundleError(f"{path / WEIGHTS_FILE}: layer{i}.weight or layer{i}.bias is missing")
-            layers.append(LayerSpec(w, b, neuron, dict(entry["params"])))
+            layers.append(LayerSpec(w, b, neuron, dict(entry["params"]), threshold=arrays.get(f"layer{i}.threshold")))
         pop = coding["encoder"] == "pop"
         spec = PolicySpec(
             obs_dim=int(manifest["obs_dim"]), act_dim=int(manifest["act_dim"]), T=int(manifest["T"]),
@@ -246,6 +252,7 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[PolicySpec, dict[str, Any
             decoder_weight=arrays.get("decoder.weight"), decoder_bias=arrays.get("decoder.bias"),  # type: ignore
             pop_dim=int(coding.get("pop_dim", 1)), encoder_mean=arrays.get("encoder.mean") if pop else None,
             encoder_std=arrays.get("encoder.std") if pop else None, carry=manifest["policy"].get("carry"),
+            readout=coding.get("readout", "population"),
             extra={"source": manifest["policy"].get("source"), "output": manifest["policy"].get("output")},
         )
     except (KeyError, TypeError) as err:

@@ -5,7 +5,9 @@ action(s): the network's action a in [-1, 1] scaled onto the bundle's action spa
 (``a_env = low + (a + 1)/2 (high - low)``, as Stable-Baselines3's ``unscale_action``), or a itself when the
 bundle has no action space (``normalized=True`` always gives a). ``policy.reset()`` starts a new episode:
 stateless policies (every decision simulates T steps from rest, the spikerl actors) have nothing to
-reset; a carry policy (``manifest["policy"]["carry"]``) would drop its carried state there.
+reset; a converted policy with the CRPI carry (``manifest["policy"]["carry"] == "crpi"``) keeps each neuron's
+carried potential per batch row between ``act()`` calls and drops it there (``reset(mask)``: only the rows
+where ``mask`` is true, e.g. the finished envs of a vector env).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ class Policy:
                  dtype: np.dtype | type | str | None = None) -> None:
         from spikerl.kernels.numba_policy import pack_policy
 
-        if spec.carry is not None:
+        if spec.carry is not None and spec.readout != "linear":
             raise BundleError(f"{path}: the policy carries state across decisions (carry={spec.carry!r}), which "
-                              "this runtime does not run yet; evaluate it with torch (spikerl.conversion)")
+                              "this runtime runs only for converted policies (if-conv layers, linear readout)")
         self.spec, self.manifest, self.path = spec, manifest, path
         self.obs_dim, self.act_dim, self.T = spec.obs_dim, spec.act_dim, spec.T
         self.dtype = np.dtype(dtype if dtype is not None else spec.dtype)
@@ -46,8 +48,11 @@ class Policy:
     def stateful(self) -> bool:
         return self.spec.carry is not None
 
-    def reset(self) -> None:
-        """Start a new episode (clears carried state; a no-op for stateless policies)."""
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Start a new episode: clear the carried state (all rows, or the rows where the bool ``mask[B]`` is
+        true); a no-op for stateless policies."""
+        if self.stateful:
+            self._kernel.reset(mask)
 
     def act(self, obs: np.ndarray | Any, *, normalized: bool = False) -> np.ndarray:
         """Env action(s) for ``obs[obs_dim]`` or ``obs[B, obs_dim]`` (``normalized=True``: in [-1, 1])."""

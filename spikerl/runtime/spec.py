@@ -5,6 +5,12 @@
     -> [I_t = W S_t + b -> neuron]  per layer, T steps from rest
     -> rate r = count / T per output neuron -> a_k = tanh(sum_j w_kj r_kj + b_k)  (the deterministic action)
 
+Converted ANN policies (``spikerl.conversion``, ``readout="linear"``) use the direct (analog) input, ``if-conv``
+layers (IF with per-neuron thresholds theta_j in ``layer<i>.threshold``, v_0 = v0 theta + carry, soft reset,
+graded spikes of value theta_j) and a linear readout a = tanh(W_r (theta * count / T) + b_r) of the last
+layer; with ``carry="crpi"`` each neuron keeps c = clip(alpha max(v_T - v_0, -theta N), -theta/2, theta/2)
+for the next decision until ``reset()``.
+
 :class:`PolicySpec` is the common currency of ``spikerl.export`` (bundle, NIR, ONNX) and
 ``spikerl.runtime`` (the Numba policy); :data:`NEURON_PARAMS` lists the inference parameters of each
 neuron kind and :data:`EQUATIONS` their update rules as text (written into bundle manifests).
@@ -29,7 +35,9 @@ NEURON_PARAMS: dict[str, tuple[str, ...]] = {
     "clif": ("threshold", "reset", "decay", "current_decay"),
     "dn": ("threshold", "current_decay", "theta_v", "theta_u", "theta_r", "theta_s", "u_sign"),
     "multi-threshold": ("threshold", "reset", "decay", "levels"),
+    "if-conv": ("v0", "fire", "reset"),
 }
+READOUTS = ("population", "linear")
 
 _RESET = {
     "hard": "u_t = h_t (1 - s_t)",
@@ -47,25 +55,34 @@ EQUATIONS: dict[str, list[str]] = {
            "V = V + dV; U = U + dU", "S_t = [V > V_th]"],
     "multi-threshold": ["h_t = decay u_{t-1} + I_t", "k_t = sum_{j=1..levels} [h_t > j V_th]  (graded spike)",
                         "soft: u_t = h_t - V_th k_t;  hard: u_t = h_t [k_t = 0]"],
+    "if-conv": ["u_0 = v0 theta_j + c_j  (c_j: CRPI carry, 0 without carry or after reset)",
+                "h_t = u_{t-1} + I_t,  I_t = W x_t + b  (x_t: analog input or the previous layer's theta s_t)",
+                "s_t = [h_t >= theta_j]  (fire='ge') or [h_t > theta_j]  (fire='gt');  output theta_j s_t"],
 }
 
 
 def neuron_equations(neuron: str, params: dict[str, Any]) -> list[str]:
     """The update rules of one layer's neuron as text (with its reset)."""
     lines = list(EQUATIONS[neuron])
-    if neuron in ("if", "lif", "plif", "clif"):
-        lines.append(_RESET[params["reset"]])
+    if neuron in ("if", "lif", "plif", "clif", "if-conv"):
+        lines.append(_RESET[params["reset"]].replace("V_th", "theta_j") if neuron == "if-conv"
+                     else _RESET[params["reset"]])
+    if neuron == "if-conv" and "alpha" in params:
+        lines.append("carry: c_j = clip(alpha max(u_T - u_0, -theta_j N_j), -theta_j/2, theta_j/2)")
     return lines
 
 
 @dataclass
 class LayerSpec:
-    """One ``Linear -> neuron`` layer: ``weight[out, in]``, ``bias[out]``, neuron kind and parameters."""
+    """One ``Linear -> neuron`` layer: ``weight[out, in]``, ``bias[out]``, neuron kind and parameters.
+
+    ``threshold[out]``: per-neuron thresholds (``if-conv`` layers only)."""
 
     weight: np.ndarray
     bias: np.ndarray
     neuron: str
     params: dict[str, Any]
+    threshold: np.ndarray | None = None
 
     @property
     def n_in(self) -> int:
@@ -82,6 +99,9 @@ class PolicySpec:
 
     ``carry``: None (every decision starts from rest: stateless) or the name of a state carried across
     decisions (``"crpi"``, converted policies), which needs ``reset()`` at episode start.
+    ``readout``: ``"population"`` (a_k = tanh(sum_j w_kj r_kj + b_k) over action k's group of output neurons,
+    ``decoder_weight[act, pop]``) or ``"linear"`` (converted policies: a = tanh(W (theta * count / T) + b) of
+    the last layer, ``decoder_weight[act, n_last]``).
     """
 
     obs_dim: int
@@ -96,6 +116,7 @@ class PolicySpec:
     encoder_mean: np.ndarray | None = None  # [obs_dim, pop_dim] (population encoder)
     encoder_std: np.ndarray | None = None
     carry: str | None = None
+    readout: str = "population"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -119,6 +140,8 @@ class PolicySpec:
         for i, layer in enumerate(self.layers):
             out[f"layer{i}.weight"] = layer.weight
             out[f"layer{i}.bias"] = layer.bias
+            if layer.neuron == "if-conv":
+                out[f"layer{i}.threshold"] = layer.threshold  # type: ignore[assignment]
         out["decoder.weight"] = self.decoder_weight
         out["decoder.bias"] = self.decoder_bias
         return out
@@ -132,6 +155,8 @@ class PolicySpec:
         for i, layer in enumerate(self.layers):
             shapes[f"layer{i}.weight"] = (layer.n_out, n_in)
             shapes[f"layer{i}.bias"] = (layer.n_out,)
+            if layer.neuron == "if-conv":
+                shapes[f"layer{i}.threshold"] = (layer.n_out,)
             n_in = layer.n_out
         shapes["decoder.weight"] = (self.act_dim, self.decoder_pop_dim)
         shapes["decoder.bias"] = (self.act_dim,)
@@ -146,7 +171,9 @@ class PolicySpec:
         if self.T < 1 or self.obs_dim < 1 or self.act_dim < 1 or not self.layers:
             raise ValueError(f"T, obs_dim, act_dim and the layer count must be >= 1, got T={self.T}, "
                              f"obs_dim={self.obs_dim}, act_dim={self.act_dim}, {len(self.layers)} layers")
-        if self.layers[-1].n_out != self.act_dim * self.decoder_pop_dim:
+        if self.readout not in READOUTS:
+            raise ValueError(f"unknown readout {self.readout!r}; supported: {', '.join(READOUTS)}")
+        if self.readout == "population" and self.layers[-1].n_out != self.act_dim * self.decoder_pop_dim:
             raise ValueError(f"the last layer has {self.layers[-1].n_out} neurons but the decoder reads "
                              f"{self.act_dim} x {self.decoder_pop_dim}")
         for name, shape in self.expected_shapes().items():
@@ -154,7 +181,22 @@ class PolicySpec:
             if arr is None or tuple(arr.shape) != shape:
                 got = None if arr is None else tuple(arr.shape)
                 raise ValueError(f"array {name!r} has shape {got}, expected {shape}")
+        if self.readout == "linear" and self.decoder_pop_dim != self.layers[-1].n_out:
+            raise ValueError(f"the linear readout reads {self.decoder_pop_dim} inputs but the last layer has "
+                             f"{self.layers[-1].n_out} neurons")
+        if self.carry not in (None, "crpi"):
+            raise ValueError(f"unknown carry {self.carry!r}; supported: None, 'crpi'")
         for i, layer in enumerate(self.layers):
+            if (layer.neuron == "if-conv") != (self.readout == "linear"):
+                raise ValueError(f"layer {i} ({layer.neuron}): if-conv layers go with readout='linear' (converted "
+                                 f"policies) and only there; this spec has readout={self.readout!r}")
+            if layer.neuron == "if-conv":
+                if layer.params.get("fire") not in ("ge", "gt"):
+                    raise ValueError(f"layer {i} (if-conv): fire must be 'ge' or 'gt', got "
+                                     f"{layer.params.get('fire')!r}")
+                if self.carry == "crpi" and not 0.0 <= float(layer.params.get("alpha", -1)) <= 1.0:
+                    raise ValueError(f"layer {i} (if-conv): carry='crpi' needs params['alpha'] in [0, 1], got "
+                                     f"{layer.params.get('alpha')!r}")
             if layer.neuron not in NEURON_PARAMS:
                 raise ValueError(f"layer {i}: unknown neuron {layer.neuron!r}; known: {', '.join(NEURON_PARAMS)}")
             missing = [k for k in NEURON_PARAMS[layer.neuron] if k not in layer.params]
