@@ -1,0 +1,132 @@
+"""Converted MLP policies in the torch-free runtime: bundle round trip against the torch SpikingModel.
+
+float64 throughout: identical spike counts per layer at every decision, the same CRPI carry, actions within
+1e-5 (in practice ~1e-15: only the summation order of the currents differs), reset() and reset(mask).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from spikerl.conversion import ConversionSpec, convert
+from spikerl.conversion.saved import converted_policy_spec, load_converted, mlp_from_actor, save_converted
+from spikerl.export import export_policy
+from spikerl.runtime import load_policy
+
+
+def _mlp() -> nn.Sequential:
+    gen = torch.Generator().manual_seed(3)
+    net = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 20), nn.ReLU(), nn.Linear(20, 3), nn.Tanh())
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    return net.double()
+
+
+def _states(n: int, seed: int) -> torch.Tensor:
+    return torch.randn(n, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _torch_carry(snn) -> np.ndarray:
+    c = snn.carry
+    return np.concatenate([c[k].numpy() for k in snn.site_names], axis=1)
+
+
+@pytest.mark.parametrize("carry,fire,granularity", [(None, "ge", "neuron"), ("crpi", "ge", "neuron"),
+                                                    ("crpi", "gt", "layer")])
+def test_bundle_matches_torch_over_consecutive_decisions(tmp_path, carry, fire, granularity) -> None:
+    mlp = _mlp()
+    spec = ConversionSpec(T=16, method="max", carry=carry, alpha=0.75, fire=fire, granularity=granularity)
+    snn = convert(mlp, spec, calib_data=_states(400, 0))
+    bundle = export_policy(converted_policy_spec(snn, mlp), tmp_path / "b", "bundle")
+    policy = load_policy(bundle, dtype=np.float64)
+    assert policy.stateful == (carry == "crpi")
+    obs = [_states(4, 10 + k) * 1.3 for k in range(5)]
+    names = snn.site_names
+    # spike counts: decision after decision (both advance their carry)
+    for o in obs:
+        trace = snn.run(o)
+        counts = policy.spike_counts(o.numpy())
+        assert sorted(counts) == [f"hidden{i}" for i in range(len(names))]
+        for i, site in enumerate(names):
+            np.testing.assert_array_equal(counts[f"hidden{i}"], trace.spike_counts[site].numpy())
+        if carry == "crpi":
+            np.testing.assert_allclose(policy._kernel.carry, _torch_carry(snn), rtol=0, atol=1e-12)
+            assert np.abs(policy._kernel.carry).max() > 0  # the carry is really used
+    # actions: fresh episode in both, then consecutive decisions
+    snn.reset()
+    policy.reset()
+    first = None
+    for k, o in enumerate(obs):
+        a_t = snn(o).numpy()
+        a_r = policy.act(o.numpy(), normalized=True)
+        np.testing.assert_allclose(a_r, a_t, rtol=0, atol=1e-5)
+        assert np.abs(a_r - a_t).max() < 1e-12
+        if k == 0:
+            first = a_r
+    # reset(mask): only row 1 starts over; reset(): all rows start over (first decision repeats exactly)
+    if carry == "crpi":
+        snn.reset(mask=torch.tensor([False, True, False, False]))
+        policy.reset(np.array([False, True, False, False]))
+        np.testing.assert_allclose(policy._kernel.carry, _torch_carry(snn), rtol=0, atol=1e-12)
+        assert np.all(policy._kernel.carry[1] == 0) and np.any(policy._kernel.carry[0] != 0)
+        np.testing.assert_allclose(policy.act(obs[0].numpy(), normalized=True), snn(obs[0]).numpy(), atol=1e-12)
+        with pytest.raises(ValueError, match="batch size 4"):
+            policy.act(obs[0][:2].numpy())
+    policy.reset()
+    np.testing.assert_array_equal(policy.act(obs[0].numpy(), normalized=True), first)
+
+
+def test_crpi_carry_changes_decisions_and_single_observations_work(tmp_path) -> None:
+    mlp = _mlp()
+    states = _states(400, 0)
+    plain = load_policy(export_policy(converted_policy_spec(
+        convert(mlp, ConversionSpec(T=8, method="max", granularity="neuron"), calib_data=states), mlp),
+        tmp_path / "plain", "bundle"), dtype=np.float64)
+    crpi_snn = convert(mlp, ConversionSpec(T=8, method="max", granularity="neuron", carry="crpi", alpha=1.0),
+                       calib_data=states)
+    crpi = load_policy(export_policy(converted_policy_spec(crpi_snn, mlp), tmp_path / "crpi", "bundle"),
+                       dtype=np.float64)
+    o = _states(1, 5)[0].numpy()
+    np.testing.assert_array_equal(crpi.act(o, normalized=True), plain.act(o, normalized=True))  # same start
+    second_c, second_p = crpi.act(o, normalized=True), plain.act(o, normalized=True)
+    assert np.abs(second_c - second_p).max() > 0          # the carried residual changes the next decision
+    np.testing.assert_array_equal(plain.act(o, normalized=True), second_p)  # stateless: always the same
+    crpi_snn.reset()
+    crpi_snn(torch.from_numpy(o)[None])
+    np.testing.assert_allclose(second_c, crpi_snn(torch.from_numpy(o)[None]).numpy()[0], atol=1e-12)
+    manifest = crpi.manifest
+    assert manifest["policy"]["carry"] == "crpi" and manifest["coding"]["readout"] == "linear"
+    assert manifest["layers"][0]["neuron"] == "if-conv" and manifest["layers"][0]["params"]["alpha"] == 1.0
+
+
+def test_converted_policies_refuse_nir_and_onnx_and_methods_the_runtime_cannot_run(tmp_path) -> None:
+    mlp = _mlp()
+    snn = convert(mlp, ConversionSpec(T=8, method="max", carry="crpi"), calib_data=_states(100, 0))
+    spec = converted_policy_spec(snn, mlp)
+    with pytest.raises(ValueError, match="NIR cannot express a converted ANN policy"):
+        export_policy(spec, tmp_path / "p.nir", "nir")
+    with pytest.raises(ValueError, match="ONNX export of converted ANN policies"):
+        export_policy(spec, tmp_path / "p.onnx", "onnx")
+    srp = convert(mlp, ConversionSpec(T=8, method="srp"), calib_data=_states(100, 0))
+    with pytest.raises(ValueError, match="sequential 'if' neuron and no pre-simulation"):
+        converted_policy_spec(srp, mlp)
+
+
+def test_saved_converted_policy_rebuilds_the_same_snn(tmp_path) -> None:
+    mlp = _mlp()
+    snn = convert(mlp, ConversionSpec(T=16, method="percentile:99", carry="crpi", alpha=0.5,
+                                      granularity="neuron"), calib_data=_states(300, 0))
+    save_converted(tmp_path / "c", mlp, snn, {"env": {"id": "X"}})
+    again, mlp2, meta = load_converted(tmp_path / "c")
+    assert meta["spec"]["method"] == "percentile:99" and meta["env"] == {"id": "X"}
+    for k in snn.site_names:
+        assert torch.equal(snn.thresholds[k], again.thresholds[k])
+    for k in range(3):
+        o = _states(3, 20 + k)
+        assert torch.equal(snn(o), again(o))
+    with pytest.raises(ValueError, match="not supported for a saved converted MLP"):
+        mlp_from_actor(nn.Sequential(nn.Linear(2, 3), nn.GELU(), nn.Linear(3, 1)))
