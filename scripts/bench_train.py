@@ -102,15 +102,28 @@ def timed_train(model: Any, bucket: dict[str, float]) -> None:
     model.train = train
 
 
-def profile_train(model: Any, steps: int, out: Path) -> str:
+PROFILE_GROUPS = (("GEMM (addmm, mm)", ("aten::addmm", "aten::mm")),
+                  ("spiking neuron kernel (fwd + bwd)", ("_LeakyMultiStep",)),
+                  ("Adam", ("adam",)), ("copies (bias broadcast, dtype)", ("aten::copy_", "aten::_to_copy")))
+
+
+def profile_train(model: Any, steps: int, out: Path) -> tuple[str, dict[str, float]]:
+    """torch.profiler over ``steps`` train steps: the op table and self-CPU shares per group."""
     from torch.profiler import ProfilerActivity, profile
 
     model.train(gradient_steps=2, batch_size=model.batch_size)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         model.train(gradient_steps=steps, batch_size=model.batch_size)
-    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=40)
+    averages = prof.key_averages()
+    table = averages.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=40)
     out.write_text(table)
-    return table
+    total = sum(e.self_cpu_time_total for e in averages)
+    shares = dict.fromkeys([name for name, _ in PROFILE_GROUPS] + ["other (elementwise, autograd, Python)"], 0.0)
+    for event in averages:
+        group = next((name for name, keys in PROFILE_GROUPS
+                      if any(k in event.key or k in event.key.lower() for k in keys)), None)
+        shares[group or "other (elementwise, autograd, Python)"] += event.self_cpu_time_total / total
+    return table, {k: round(v, 3) for k, v in shares.items()}
 
 
 KINDS = {"pt_lif": "(a) ProxyTD3 SNNPolicy LIF T=5, proxy 512-512, K=3",
@@ -168,6 +181,12 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{r['gflop_per_step']['total']:.3f} | {r['gflops_achieved']} | {r['gflops_in_train']} |")
         lines += ["", f"Ratio (a)/(b): **{block['ratio_pt_lif_over_sb3_td3']}x** (target >= 0.35x); "
                       f"(c)/(b): {block['ratio_soft_lif_over_sb3_td3']}x.", ""]
+    if "profile" in report:
+        prof = report["profile"]
+        lines += [f"## Where (a)'s train() time goes (torch.profiler, {prof['train_steps']} steps, "
+                  f"{prof['torch_threads']} thread(s), self CPU time)", "", "| part | share |", "|---|---|"]
+        lines += [f"| {k} | {100 * v:.1f}% |" for k, v in prof["self_cpu_share"].items()]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -210,8 +229,9 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     if args.profile:
-        table = profile_train(models["pt_lif"], 20, args.out / "train_profile.txt")
-        report["profile_file"] = "benchmarks/train_profile.txt"
+        table, shares = profile_train(models["pt_lif"], 20, args.out / "train_profile.txt")
+        report["profile"] = {"file": "benchmarks/train_profile.txt", "model": "pt_lif", "train_steps": 20,
+                             "torch_threads": torch.get_num_threads(), "self_cpu_share": shares}
         print(table)
     (args.out / "train.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
