@@ -45,11 +45,37 @@ class NumbaAgent:
         self.kernel = pack_policy(converted_policy_spec(snn, mlp), np.float32)
         self.low, self.high = low.astype(np.float32), high.astype(np.float32)
 
-    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+    def act(self, observation, episode_start):
         if episode_start is not None and self.kernel.stateful:
             self.kernel.reset(np.asarray(episode_start, dtype=bool))
-        a = self.kernel(np.asarray(observation, dtype=np.float32))
+        return self.kernel(np.asarray(observation, dtype=np.float32))
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        a = self.act(observation, episode_start)
         return self.low + (0.5 * (a + 1.0)) * (self.high - self.low), None
+
+
+class TorchAgent(ConvertedAgent):
+    def act(self, observation, episode_start):
+        if episode_start is not None and self.snn.settings["carry"] is not None:
+            self.snn.reset(mask=np.asarray(episode_start, dtype=bool))
+        with torch.no_grad():
+            return self.snn(torch.as_tensor(np.asarray(observation))).numpy()
+
+
+class ErrorProbe:
+    """Wraps an agent; records |a_SNN - a_ANN| (normalised actions in [-1, 1]) on the SNN's own trajectory."""
+
+    def __init__(self, agent, mlp) -> None:
+        self.agent, self.mlp, self.errors = agent, mlp, []
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        a = self.agent.act(observation, episode_start)
+        with torch.no_grad():
+            ref = self.mlp(torch.as_tensor(np.asarray(observation, dtype=np.float32))).numpy()
+        self.errors.append(float(np.abs(a - ref).mean()))
+        low, high = self.agent.low, self.agent.high
+        return low + (0.5 * (a + 1.0)) * (high - low), None
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -65,7 +91,8 @@ def find_runs(paths: list[str]) -> list[Path]:
     return runs
 
 
-def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: str, log) -> dict[str, Any] | None:
+def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: str, log,
+              fire: str = "gt") -> dict[str, Any] | None:
     from spikerl.agents.policies import spiking_network
 
     try:
@@ -87,17 +114,19 @@ def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: s
     rows = []
     for T in ts:
         for alpha in (None, *alphas):
-            spec = ConversionSpec(T=T, method="max", granularity="neuron",
+            spec = ConversionSpec(T=T, method="max", granularity="neuron", fire=fire,
                                   carry=None if alpha is None else "crpi", alpha=0.5 if alpha is None else alpha)
             snn = convert_actor(mlp, states, spec)
-            agent = NumbaAgent(snn, mlp, low, high) if backend == "numba" else ConvertedAgent(snn, low, high)
-            ret, lens = evaluate_agent(agent, env_id, kwargs, eval_seed, episodes)
+            agent = NumbaAgent(snn, mlp, low, high) if backend == "numba" else TorchAgent(snn, low, high)
+            probe = ErrorProbe(agent, mlp)
+            ret, lens = evaluate_agent(probe, env_id, kwargs, eval_seed, episodes)
+            err = float(np.mean(probe.errors))
             pct = 100.0 * float(np.mean(ret)) / float(np.mean(ann_ret)) if np.mean(ann_ret) != 0 else float("nan")
             rows.append({"T": T, "carry": "none" if alpha is None else "crpi", "alpha": alpha,
                          "mean_return": float(np.mean(ret)), "std_return": float(np.std(ret)),
-                         "pct_of_ann": pct, "returns": ret, "lengths": lens})
+                         "pct_of_ann": pct, "action_error": err, "returns": ret, "lengths": lens})
             log(f"  T={T:3d} {'no carry' if alpha is None else f'CRPI a={alpha:g}':12s} "
-                f"{np.mean(ret):8.1f} ± {np.std(ret):6.1f}  ({pct:5.1f}% of ANN)")
+                f"{np.mean(ret):8.1f} ± {np.std(ret):6.1f}  ({pct:5.1f}% of ANN)  |a-a_ANN| {err:.4f}")
     return {"run": str(run), "env": env_id, "algo": cfg["algo"], "seed": seed, "model": source,
             "train_steps": int(getattr(model, "num_timesteps", 0)), "eval_seed": eval_seed,
             "calib_steps": calib_steps, "ann": {"mean_return": float(np.mean(ann_ret)),
@@ -111,7 +140,8 @@ def write_md(path: Path, data: dict[str, Any]) -> None:
     lines = ["# ANN-to-SNN conversion of control actors: ANN vs converted SNN returns", "",
              f"Produced by `scripts/bench_convert_control.py` on {data['created']} ({data['machine']}).",
              f"Conversion: method max, per-neuron thresholds from {cfg['calib_steps']} steps of deterministic "
-             "rollouts of the ANN itself (env seed + 200), IF neurons with v0 = theta/2 and soft reset, "
+             f"rollouts of the ANN itself (env seed + 200), IF neurons (fire {cfg.get('fire', 'gt')}) with v0 = "
+             "theta/2 and soft reset, "
              "analog input current, mean-over-T readout into the float tanh head. CRPI: carry "
              "c = clip(alpha max(R, -theta N), -theta/2, theta/2) of the residual R, reset at every episode start.",
              f"Evaluation: {cfg['episodes']} deterministic episodes per policy, env seed = run seed + 100, the same "
@@ -126,12 +156,22 @@ def write_md(path: Path, data: dict[str, Any]) -> None:
                   "Mean return ± std (% of the ANN return):", "",
                   "| T | no carry | " + " | ".join(f"CRPI α={a:g}" for a in alphas) + " |",
                   "|---:|---:|" + "---:|" * len(alphas)]
-        for T in sorted({row["T"] for row in r["snn"]}):
-            cells = []
-            for alpha in (None, *alphas):
-                row = next(x for x in r["snn"] if x["T"] == T and x["alpha"] == alpha)
-                cells.append(f"{row['mean_return']:.1f} ± {row['std_return']:.1f} ({row['pct_of_ann']:.1f}%)")
+        ts = sorted({row["T"] for row in r["snn"]})
+
+        def row_of(T, alpha, r=r):
+            return next(x for x in r["snn"] if x["T"] == T and x["alpha"] == alpha)
+
+        for T in ts:
+            cells = [f"{x['mean_return']:.1f} ± {x['std_return']:.1f} ({x['pct_of_ann']:.1f}%)"
+                     for x in (row_of(T, a) for a in (None, *alphas))]
             lines.append(f"| {T} | " + " | ".join(cells) + " |")
+        lines += ["", "Mean |a_SNN − a_ANN| per action dimension (actions in [-1, 1]) along the SNN's own evaluation "
+                  "trajectories:", "",
+                  "| T | no carry | " + " | ".join(f"CRPI α={a:g}" for a in alphas) + " |",
+                  "|---:|---:|" + "---:|" * len(alphas)]
+        for T in ts:
+            lines.append(f"| {T} | " + " | ".join(f"{row_of(T, a)['action_error']:.4f}" for a in (None, *alphas))
+                         + " |")
         lines.append("")
     path.write_text("\n".join(lines) + "\n")
 
@@ -144,6 +184,8 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--calib-steps", type=int, default=10000)
     ap.add_argument("--backend", choices=("numba", "torch"), default="numba")
+    ap.add_argument("--fire", choices=("ge", "gt"), default="gt", help="spike on m > theta (gt, the CRPI code) "
+                    "or m >= theta (ge)")
     ap.add_argument("--note", default="", help="a line added to the markdown (e.g. about short training)")
     ap.add_argument("--out", default="benchmarks")
     args = ap.parse_args()
@@ -154,13 +196,14 @@ def main() -> None:
     results = []
     for run in runs:
         r = bench_run(run, args.T, args.alphas, args.episodes, args.calib_steps, args.backend,
-                      lambda m: print(m, flush=True))
+                      lambda m: print(m, flush=True), args.fire)
         if r is not None:
             results.append(r)
     data = {"created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {platform.python_version()}, torch {torch.__version__}",
             "config": {"T": args.T, "alphas": args.alphas, "episodes": args.episodes,
                        "calib_steps": args.calib_steps, "backend": args.backend, "method": "max",
+                       "fire": args.fire,
                        "granularity": "neuron", "note": args.note},
             "results": results}
     out = Path(args.out)
