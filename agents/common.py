@@ -151,8 +151,3 @@ class ProxyTargetMixin:
     def _proxy_state_dicts(self) -> list[str]:
         return ["proxy", "proxy.optimizer"] if self.target == "proxy" else []
 
-
-def proxy_kwargs_doc() -> dict[str, Any]:
-    """Default values of the extra constructor arguments (for configs and docs)."""
-    return {"target": "proxy", "proxy_hidden": [512, 512], "proxy_lr": 1e-3, "proxy_iters": 3, "plif_lr": None,
-            "diagnostics_every": 100}
