@@ -12,7 +12,7 @@ from spikerl.cli.train import default_threads
 EPILOG = """examples:
   spikerl convert runs/hopper --method max --T 32
   spikerl convert runs/hopper --method max --T 32 --carry crpi --alpha 0.5
-  spikerl convert runs/hopper --method percentile:99.9 --T 16 --set granularity=layer fire=gt
+  spikerl convert runs/hopper --method percentile:99.9 --T 16 --granularity layer --set fire=gt v0=0.5
 then:
   spikerl evaluate runs/hopper/converted/max-T32-crpi0.5            (CRPI carry reset per env at episode start)
   spikerl export runs/hopper/converted/max-T32-crpi0.5 --format bundle   (torch-free spikerl.runtime)
