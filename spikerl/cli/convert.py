@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from spikerl.cli import CLIError
-from spikerl.cli.train import default_threads
+from spikerl.cli.args import default_threads
+from spikerl.cli.args import positive_int as _positive
 
 EPILOG = """examples:
   spikerl convert runs/hopper --method max --T 32
@@ -22,15 +23,6 @@ then:
 SETTABLE = ("threshold", "granularity", "neuron", "v0", "fire", "readout", "presim_steps", "levels", "signed",
             "ecm", "calib_batch_size")
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

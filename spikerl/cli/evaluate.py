@@ -7,17 +7,8 @@ import sys
 from pathlib import Path
 
 from spikerl.cli import CLIError
-from spikerl.cli.train import default_threads
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from spikerl.cli.args import default_threads
+from spikerl.cli.args import positive_int as _positive
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

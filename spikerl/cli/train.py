@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
-import os
 import re
 import sys
 import time
 from pathlib import Path
 
 from spikerl.cli import CLIError
+from spikerl.cli.args import default_threads
 
 EPILOG = """examples:
   spikerl train td3-proxy-lif --env InvertedPendulum-v5 --steps 20000 --set learning_starts=1000
@@ -88,14 +88,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         if value is not None:
             out.append(f"{key}={value}")
     return out
-
-
-def default_threads() -> int:
-    """``$SPIKERL_NUM_THREADS`` (set by ``spikerl sweep`` for its workers) or 1."""
-    try:
-        return max(1, int(os.environ.get("SPIKERL_NUM_THREADS", "1")))
-    except ValueError:
-        return 1
 
 
 def _set_threads(torch, n: int) -> None:
