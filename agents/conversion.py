@@ -168,20 +168,21 @@ def evaluate_converted(path: str | os.PathLike[str], episodes: int = 10, seed: i
 
 def export_converted(path: str | os.PathLike[str], format: str = "bundle",
                      out: str | os.PathLike[str] | None = None) -> Path:
-    """Export a converted-policy directory as a bundle (``out`` defaults to ``DIR/bundle``)."""
+    """Export a converted-policy directory as a bundle (``out`` defaults to ``DIR/bundle``) or, for a policy
+    without carried state, as ONNX (``DIR/policy.onnx``)."""
     from spikerl.conversion.saved import converted_policy_spec
     from spikerl.export import export_policy
 
     path = Path(path)
-    if format != "bundle":
-        raise ValueError(f"converted policies export as format 'bundle' only (got {format!r}): NIR neurons reset "
-                         "to v_reset (no soft reset, no initial potential v0 = theta/2) and hold no state across "
-                         "decisions (no CRPI carry); ONNX export of converted policies is not implemented")
+    if format not in ("bundle", "onnx"):
+        raise ValueError(f"converted policies export as format 'bundle' or 'onnx' (got {format!r}): NIR neurons "
+                         "reset to v_reset (no soft reset, no initial potential v0 = theta/2) and hold no state "
+                         "across decisions (no CRPI carry)")
     snn, mlp, meta = load_converted(path)
     spec = converted_policy_spec(snn, mlp, extra={"output": meta.get("output", "action"),
                                                    "actor_config": {"conversion": meta["spec"],
                                                                     "layers": meta["layers"]}})
     env = dict(meta["env"])
-    target = Path(out) if out is not None else path / "bundle"
-    return export_policy(spec, target, "bundle", observation_space=meta["observation_space"],
+    target = Path(out) if out is not None else path / ("bundle" if format == "bundle" else "policy.onnx")
+    return export_policy(spec, target, format, observation_space=meta["observation_space"],
                          action_space=meta["action_space"], env=env)

@@ -33,11 +33,15 @@ class _Layer(nn.Module):
             self.linear.bias.copy_(torch.from_numpy(np.asarray(layer.bias)))
         p = layer.params
         self.kind = layer.neuron
-        self.thr = float(p["threshold"])
+        self.thr = float(p["threshold"]) if "threshold" in p else 0.0  # if-conv: per-neuron ``theta`` below
         self.hard = p.get("reset", "hard") == "hard"
         self.decay = 1.0 if self.kind == "if" else float(p.get("decay", 1.0))
         self.current_decay = float(p.get("current_decay", 0.0))
         self.levels = int(p.get("levels", 1))
+        if self.kind == "if-conv":  # converted ANN: per-neuron thresholds, v_0 = v0 theta, graded spikes theta
+            self.register_buffer("theta", torch.from_numpy(np.asarray(layer.threshold)).to(dtype))
+            self.v0 = float(p.get("v0", 0.5))
+            self.fire_ge = p.get("fire", "ge") == "ge"
         if self.kind == "dn":
             self.theta = (float(p["theta_v"]), float(p["theta_u"]), float(p["theta_r"]), float(p["theta_s"]))
             self.u_plus = p["u_sign"] == "+"
@@ -46,6 +50,8 @@ class _Layer(nn.Module):
         current = self.linear(x_seq)  # [T, B, n]: one GEMM for all steps
         if self.kind == "dn":
             return self._dn(current)
+        if self.kind == "if-conv":
+            return self._if_conv(current)
         u = torch.zeros_like(current[0])
         c = torch.zeros_like(current[0])
         spikes = []
@@ -64,6 +70,17 @@ class _Layer(nn.Module):
                 s = (h - self.thr > 0).to(h.dtype)
                 u = h * (1.0 - s) if self.hard else h - self.thr * s
             spikes.append(s)
+        return torch.stack(spikes)
+
+    def _if_conv(self, current: torch.Tensor) -> torch.Tensor:
+        """IF with soft reset from v_0 = v0 theta; emits theta at a spike (the next layer's input value)."""
+        u = torch.zeros_like(current[0]) + self.v0 * self.theta
+        spikes = []
+        for t in range(current.shape[0]):
+            h = u + current[t]
+            s = (h >= self.theta if self.fire_ge else h > self.theta).to(h.dtype)
+            u = h - self.theta * s
+            spikes.append(s * self.theta)
         return torch.stack(spikes)
 
     def _dn(self, current: torch.Tensor) -> torch.Tensor:
@@ -90,12 +107,11 @@ class InferenceActor(nn.Module):
     def __init__(self, spec: PolicySpec, dtype: torch.dtype | None = None, spike_counts: bool = False) -> None:
         super().__init__()
         spec.validate()
-        if spec.readout != "population":
-            raise ValueError("ONNX export of converted ANN policies (if-conv layers, linear readout) is not "
-                             "implemented; use format='bundle' (spikerl.runtime runs them, CRPI carry included)")
         if spec.carry is not None:
-            raise ValueError(f"ONNX export of a policy with carried state (carry={spec.carry!r}) is not supported; "
-                             "use the bundle format")
+            raise ValueError(f"ONNX export of a policy with state carried across decisions (carry={spec.carry!r}) "
+                             "is not supported (the graph simulates each decision from rest); use the bundle "
+                             "format, whose runtime keeps the carry")
+        self.readout = spec.readout
         dtype = dtype or (torch.float64 if spec.dtype == np.float64 else torch.float32)
         self.T, self.encoder, self.preprocess = spec.T, spec.encoder, spec.preprocess
         self.act_dim, self.pop = spec.act_dim, spec.decoder_pop_dim
@@ -130,9 +146,12 @@ class InferenceActor(nn.Module):
             x = s.unsqueeze(0).expand(self.T, *s.shape)
         for layer in self.layers:
             x = layer(x)
-            counts.append(x.sum(0))
-        rate = x.mean(0).reshape(obs.shape[0], self.act_dim, self.pop)
-        action = torch.tanh((rate * self.dec_weight).sum(-1) + self.dec_bias)
+            counts.append((x > 0).to(x.dtype).sum(0) if layer.kind == "if-conv" else x.sum(0))
+        if self.readout == "linear":  # converted ANN: a = tanh(W (theta count / T) + b)
+            action = torch.tanh(x.mean(0) @ self.dec_weight.T + self.dec_bias)
+        else:
+            rate = x.mean(0).reshape(obs.shape[0], self.act_dim, self.pop)
+            action = torch.tanh((rate * self.dec_weight).sum(-1) + self.dec_bias)
         return (action, *counts) if self.spike_counts else action
 
 

@@ -80,7 +80,9 @@ def test_convert_evaluate_export_and_runtime_round_trip(ann_run, capsys) -> None
     assert code == 0, err
 
     code, out, err = _cli(capsys, "export", str(conv), "--format", "nir")
-    assert code == 2 and "format 'bundle' only" in err
+    assert code == 2 and "format 'bundle' or 'onnx'" in err and "no CRPI carry" in err
+    code, out, err = _cli(capsys, "export", str(conv), "--format", "onnx")  # this one carries state
+    assert code == 2 and "state carried across decisions" in err
 
 
 def test_converted_agent_resets_the_carry_per_env_index(ann_run) -> None:

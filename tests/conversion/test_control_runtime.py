@@ -103,13 +103,29 @@ def test_crpi_carry_changes_decisions_and_single_observations_work(tmp_path) -> 
     assert manifest["layers"][0]["neuron"] == "if-conv" and manifest["layers"][0]["params"]["alpha"] == 1.0
 
 
+@pytest.mark.parametrize("fire", ["ge", "gt"])
+def test_stateless_converted_policy_exports_to_onnx(tmp_path, fire) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    mlp = _mlp()
+    snn = convert(mlp, ConversionSpec(T=16, method="max", fire=fire, granularity="neuron"), calib_data=_states(400, 0))
+    path = export_policy(converted_policy_spec(snn, mlp), tmp_path / "p.onnx", "onnx", spike_counts=True)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    obs = _states(32, 7) * 1.3
+    action, *counts = sess.run(None, {"obs": obs.numpy()})
+    trace = snn.run(obs)
+    for got, site in zip(counts, snn.site_names, strict=True):
+        np.testing.assert_array_equal(got, trace.spike_counts[site].numpy())
+    assert 0 < sum(c.sum() for c in counts)
+    np.testing.assert_allclose(action, snn(obs).numpy(), rtol=0, atol=1e-10)
+
+
 def test_converted_policies_refuse_nir_and_onnx_and_methods_the_runtime_cannot_run(tmp_path) -> None:
     mlp = _mlp()
     snn = convert(mlp, ConversionSpec(T=8, method="max", carry="crpi"), calib_data=_states(100, 0))
     spec = converted_policy_spec(snn, mlp)
     with pytest.raises(ValueError, match="NIR cannot express a converted ANN policy"):
         export_policy(spec, tmp_path / "p.nir", "nir")
-    with pytest.raises(ValueError, match="ONNX export of converted ANN policies"):
+    with pytest.raises(ValueError, match="state carried across decisions"):
         export_policy(spec, tmp_path / "p.onnx", "onnx")
     srp = convert(mlp, ConversionSpec(T=8, method="srp"), calib_data=_states(100, 0))
     with pytest.raises(ValueError, match="sequential 'if' neuron and no pre-simulation"):
