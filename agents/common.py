@@ -145,9 +145,10 @@ class ProxyTargetMixin:
             self.logger.record(f"snn/{key}", value)
 
     # -- save / load ---------------------------------------------------------------------------------
-    def _proxy_excluded(self) -> list[str]:
-        return ["proxy"]
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "proxy"]  # type: ignore[misc]
 
-    def _proxy_state_dicts(self) -> list[str]:
-        return ["proxy", "proxy.optimizer"] if self.target == "proxy" else []
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()  # type: ignore[misc]
+        return [*state_dicts, *(["proxy", "proxy.optimizer"] if self.target == "proxy" else [])], variables
 

@@ -134,9 +134,31 @@ def fused_adam_supported() -> bool:
 
 
 class _SNNPolicyMixin:
-    """Shared constructor handling of the spiking-actor keyword arguments."""
+    """What the TD3 and SAC spiking policies share: the spiking-actor keyword arguments, ``make_actor``
+    (an instance of ``_actor_class``) and saving those arguments with the policy."""
 
     snn: dict[str, Any]
+    _actor_class: type[nn.Module]
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule,
+                 net_arch: list[int] | dict[str, list[int]] | None = None, neuron: str = "lif", T: int = 5,
+                 neuron_kwargs: dict[str, Any] | None = None, encoder: str = "pop", pop_dim: int = 10,
+                 decoder_pop_dim: int = 10, preprocess: str = "tanh",
+                 mean_range: tuple[float, float] | list[float] = (-1.0, 1.0), pop_std: float = math.sqrt(0.05),
+                 **kwargs: Any) -> None:
+        net_arch = self._init_snn(observation_space, action_space, net_arch, dict(
+            neuron=neuron, T=T, neuron_kwargs=neuron_kwargs, encoder=encoder, pop_dim=pop_dim,
+            decoder_pop_dim=decoder_pop_dim, preprocess=preprocess, mean_range=mean_range, pop_std=pop_std), kwargs)
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
+
+    def make_actor(self, features_extractor: nn.Module | None = None) -> nn.Module:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return self._actor_class(**actor_kwargs, snn=self.snn).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(self.snn)
+        return data
 
     def _init_snn(self, observation_space: spaces.Space, action_space: spaces.Space,
                   net_arch: list[int] | dict[str, list[int]] | None, snn: dict[str, Any],
@@ -163,25 +185,7 @@ class SNNTD3Policy(_SNNPolicyMixin, TD3Policy):
     actor: SNNActor
     actor_target: SNNActor
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule,
-                 net_arch: list[int] | dict[str, list[int]] | None = None, neuron: str = "lif", T: int = 5,
-                 neuron_kwargs: dict[str, Any] | None = None, encoder: str = "pop", pop_dim: int = 10,
-                 decoder_pop_dim: int = 10, preprocess: str = "tanh",
-                 mean_range: tuple[float, float] | list[float] = (-1.0, 1.0), pop_std: float = math.sqrt(0.05),
-                 **kwargs: Any) -> None:
-        net_arch = self._init_snn(observation_space, action_space, net_arch, dict(
-            neuron=neuron, T=T, neuron_kwargs=neuron_kwargs, encoder=encoder, pop_dim=pop_dim,
-            decoder_pop_dim=decoder_pop_dim, preprocess=preprocess, mean_range=mean_range, pop_std=pop_std), kwargs)
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
-
-    def make_actor(self, features_extractor: nn.Module | None = None) -> SNNActor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return SNNActor(**actor_kwargs, snn=self.snn).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(self.snn)
-        return data
+    _actor_class = SNNActor
 
 
 class SNNSACPolicy(_SNNPolicyMixin, SACPolicy):
@@ -189,25 +193,7 @@ class SNNSACPolicy(_SNNPolicyMixin, SACPolicy):
 
     actor: SNNGaussianActor
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule,
-                 net_arch: list[int] | dict[str, list[int]] | None = None, neuron: str = "lif", T: int = 5,
-                 neuron_kwargs: dict[str, Any] | None = None, encoder: str = "pop", pop_dim: int = 10,
-                 decoder_pop_dim: int = 10, preprocess: str = "tanh",
-                 mean_range: tuple[float, float] | list[float] = (-1.0, 1.0), pop_std: float = math.sqrt(0.05),
-                 **kwargs: Any) -> None:
-        net_arch = self._init_snn(observation_space, action_space, net_arch, dict(
-            neuron=neuron, T=T, neuron_kwargs=neuron_kwargs, encoder=encoder, pop_dim=pop_dim,
-            decoder_pop_dim=decoder_pop_dim, preprocess=preprocess, mean_range=mean_range, pop_std=pop_std), kwargs)
-        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, **kwargs)
-
-    def make_actor(self, features_extractor: nn.Module | None = None) -> SNNGaussianActor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return SNNGaussianActor(**actor_kwargs, snn=self.snn).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(self.snn)
-        return data
+    _actor_class = SNNGaussianActor
 
 
 def spiking_network(actor: nn.Module) -> SpikingActor | SpikingGaussianActor | None:

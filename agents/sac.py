@@ -158,10 +158,3 @@ class ProxySAC(ProxyTargetMixin, SAC):
             self.logger.record("train/ent_coef_loss", float(th.stack(ent_coef_losses).mean()))
         if proxy_losses:
             self.logger.record("train/proxy_loss", float(th.cat(proxy_losses).mean()))
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), *self._proxy_excluded()]
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        state_dicts, variables = super()._get_torch_save_params()
-        return [*state_dicts, *self._proxy_state_dicts()], variables
