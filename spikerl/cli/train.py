@@ -119,9 +119,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
+    from spikerl.agents.cpu import keep_freed_memory
     from spikerl.agents.training import RunError, resume_run, train_run
 
     _set_threads(torch, args.threads)
+    keep_freed_memory()  # reuse freed tensor memory instead of page-faulting fresh pages every update
 
     console = Console(stderr=False)
     progress = (not args.quiet) and sys.stdout.isatty()
