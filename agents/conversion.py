@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from spikerl.agents.evaluation_hooks import episode_hook
 from spikerl.agents.training import EVAL_SEED_OFFSET, RunError, _write_json, load_run_model
 
 from spikerl.conversion import ConversionSpec, SpikingModel, convert_actor
@@ -121,13 +122,7 @@ def evaluate_agent(agent: Any, env_id: str, env_kwargs: dict[str, Any], seed: in
     from stable_baselines3.common.evaluation import evaluate_policy
 
     env = make_env(env_id, seed=int(seed), n_envs=1, **env_kwargs)
-    counted = [0]
-
-    def step_hook(local: dict[str, Any], _globals: dict[str, Any]) -> None:
-        episode = local["info"].get("episode") if local.get("done") else None
-        if on_episode is not None and episode is not None:
-            counted[0] += 1
-            on_episode(counted[0], float(episode["r"]))
+    step_hook = episode_hook(on_episode)
 
     try:
         returns, lengths = evaluate_policy(agent, env, n_eval_episodes=episodes, deterministic=True,

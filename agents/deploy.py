@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spikerl.agents.evaluation_hooks import episode_hook
 from spikerl.agents.training import EVAL_SEED_OFFSET, RunError, load_run_model
 
 DEFAULT_OUT = {"bundle": "bundle", "nir": "policy.nir", "onnx": "policy.onnx"}
@@ -81,13 +82,7 @@ def evaluate_bundle(path: str | os.PathLike[str], episodes: int = 10, seed: int 
     if seed is None:
         seed = int(env_info.get("seed", 0)) + EVAL_SEED_OFFSET
     env = make_env(env_id, seed=int(seed), n_envs=1, video_folder=video_folder, **(env_info.get("kwargs") or {}))
-    counted = [0]
-
-    def step_hook(local: dict[str, Any], _globals: dict[str, Any]) -> None:
-        episode = local["info"].get("episode") if local.get("done") else None
-        if on_episode is not None and episode is not None:
-            counted[0] += 1
-            on_episode(counted[0], float(episode["r"]))
+    step_hook = episode_hook(on_episode)
 
     t0 = time.perf_counter()
     try:

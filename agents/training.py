@@ -371,6 +371,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     every episode to ``RUN_DIR/videos`` (headless EGL rendering).
     """
     from spikerl.agents.energy import MAX_OBSERVATIONS, actor_energy
+    from spikerl.agents.evaluation_hooks import episode_hook
     from spikerl.envs import make_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -384,16 +385,8 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     with warnings.catch_warnings():  # RecordVideo warns when RUN_DIR/videos exists; we own that folder
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         env = make_env(cfg["env"], seed=seed, n_envs=1, video_folder=video_dir, **cfg["env_kwargs"])
-    counted = [0]
     seen: list[np.ndarray] = []  # observations the actor decided on, for its energy per decision
-
-    def step_hook(local: dict[str, Any], _globals: dict[str, Any]) -> None:
-        if sum(len(o) for o in seen) < MAX_OBSERVATIONS:
-            seen.append(np.array(local["observations"], dtype=np.float32, copy=True))
-        episode = local["info"].get("episode") if local.get("done") else None
-        if on_episode is not None and episode is not None:  # called before evaluate_policy counts it
-            counted[0] += 1
-            on_episode(counted[0], float(episode["r"]))
+    step_hook = episode_hook(on_episode, seen, MAX_OBSERVATIONS)
 
     t0 = time.perf_counter()
     try:
