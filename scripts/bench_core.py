@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchlib import cpu_name  # noqa: E402  (scripts/ is on sys.path)
+from spikerl.agents.cpu import keep_freed_memory  # noqa: E402
 from torch import nn
 
 import spikerl
@@ -185,33 +187,14 @@ def environment(threads: int) -> dict:
 
     return {
         "torch": torch.__version__, "numba": numba.__version__, "numpy": np.__version__,
-        "python": platform.python_version(), "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+        "python": platform.python_version(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
         "torch_num_threads": threads, "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
     }
 
 
-def tune_malloc() -> bool:
-    """glibc only: keep freed memory in the heap (M_TRIM_THRESHOLD) and serve large blocks from it
-    (M_MMAP_THRESHOLD), so that large temporaries reuse pages instead of faulting fresh ones in."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-1, 1 << 30)) and bool(libc.mallopt(-3, 1 << 30))
-    except (OSError, AttributeError):
-        return False
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def to_markdown(result: dict) -> str:
@@ -304,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1 or args.rounds < 1:
         parser.error("--threads and --rounds must be >= 1")
     torch.set_num_threads(args.threads)
-    tuned = tune_malloc() if args.tune_malloc else False
+    tuned = keep_freed_memory() if args.tune_malloc else False
     result = {"environment": {**environment(torch.get_num_threads()), "mallopt_tuned": tuned},
               "loadavg_before": [round(v, 2) for v in os.getloadavg()],
               "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}

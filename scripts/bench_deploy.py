@@ -33,6 +33,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
+from benchlib import cpu_name  # noqa: E402  (scripts/ is on sys.path)
 
 import spikerl  # noqa: E402
 from spikerl.export import export_policy  # noqa: E402
@@ -43,14 +44,6 @@ OBS_DIM, ACT_DIM, T, HIDDEN = 17, 6, 5, (256, 256)
 WEIGHT_SCALE = 3.0  # untrained weights x3: every layer fires at a trained-policy-like rate (reported)
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def build(tmp: Path) -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], dict]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import stable_baselines3
 import torch
+from benchlib import cpu_name  # noqa: E402  (scripts/ is on sys.path)
 from spikerl.agents import ProxyTD3, spiking_network
 from spikerl.agents.cpu import keep_freed_memory
 from spikerl.envs import make_env
@@ -221,7 +221,7 @@ def main() -> None:
         "malloc_keep_freed_memory": malloc_tuned,
         "neuron_kernel_cpu_backend": getattr(fused_kernels, "CPU_BACKEND", "torch"),
         "env_vars": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},
         "versions": {"torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
                      "numpy": np.__version__},
         "runs": runs, "target_ratio": 0.35,
