@@ -160,18 +160,18 @@ def checkpoint_files(ckpt_dir: Path, step: int) -> tuple[Path, Path, Path]:
 
 
 def save_checkpoint(model: Any, ckpt_dir: Path, state: dict[str, Any], keep: int) -> Path:
-    """Model + replay buffer + JSON (step count, sizes, run state), each written atomically.
+    """Model + replay buffer (filled rows only) + JSON (step count, sizes, run state), each written atomically.
 
     The JSON is written last: a checkpoint without its JSON was interrupted and is ignored on resume.
     The sizes recorded in it let resume detect a truncated or replaced file. Keeps the newest ``keep``.
     """
-    import pickle
+    from spikerl.agents.replay_io import dump_replay_buffer
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     step = int(model.num_timesteps)
     zip_path, buf_path, meta_path = checkpoint_files(ckpt_dir, step)
     atomic_write(zip_path, model.save)
-    atomic_write(buf_path, lambda fh: pickle.dump(model.replay_buffer, fh, protocol=pickle.HIGHEST_PROTOCOL))
+    atomic_write(buf_path, lambda fh: dump_replay_buffer(model.replay_buffer, fh))
     meta = {"step": step, "model": zip_path.name, "replay_buffer": buf_path.name,
             "sizes": {zip_path.name: zip_path.stat().st_size, buf_path.name: buf_path.stat().st_size},
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **state}

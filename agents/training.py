@@ -45,6 +45,7 @@ from spikerl.agents.callbacks import (
     read_evaluations,
     write_evaluations,
 )
+from spikerl.agents.replay_io import load_replay_buffer
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
@@ -323,7 +324,7 @@ def resume_run(run_dir: str | Path, *, progress: bool = False, console: Any = No
         cls = algorithm_class(cfg["algo"])
         try:
             model = cls.load(meta["model_path"], env=env, device=cfg["device"])
-            model.load_replay_buffer(meta["replay_path"])
+            load_replay_buffer(model, meta["replay_path"])
         except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt checkpoint
             raise RunError(f"corrupt checkpoint {meta['model_path']}: {type(err).__name__}: "
                            f"{_first_line(err)}") from None
