@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -18,7 +19,15 @@ from typing import Any
 
 import numpy as np
 from spikerl.agents.evaluation_hooks import episode_hook
-from spikerl.agents.training import EVAL_SEED_OFFSET, RunError, load_run_model
+from spikerl.agents.training import (
+    EVAL_SEED_OFFSET,
+    EVALUATION_FILE,
+    VIDEO_DIR,
+    RunError,
+    finish_videos,
+    load_run_model,
+    make_eval_env,
+)
 
 DEFAULT_OUT = {"bundle": "bundle", "nir": "policy.nir", "onnx": "policy.onnx"}
 
@@ -50,30 +59,46 @@ def export_run(run_dir: str | os.PathLike[str], format: str = "bundle", out: str
 
 
 class BundleAgent:
-    """Duck-typed SB3 model for ``evaluate_policy``: ``predict`` runs the bundle (batch of env observations)."""
+    """Duck-typed SB3 model for ``evaluate_policy``: ``predict`` runs the bundle (batch of env observations)
+    and sums the spike counts of every decision (``mean_counts`` for the energy estimate)."""
 
     def __init__(self, policy: Any) -> None:
         self.policy = policy
+        self.count_sums: dict[str, np.ndarray] = {}
+        self.decisions = 0
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:
         if episode_start is not None and self.policy.stateful and np.any(episode_start):
             self.policy.reset(np.asarray(episode_start, dtype=bool))  # only the envs that start an episode
-        return self.policy.act(np.asarray(observation)), None
+        actions, counts = self.policy.act_and_count(np.asarray(observation))
+        for name, c in counts.items():
+            total = c.sum(0, dtype=np.float64)
+            self.count_sums[name] = self.count_sums[name] + total if name in self.count_sums else total
+        self.decisions += int(actions.shape[0]) if actions.ndim == 2 else 1
+        return actions, None
+
+    def mean_counts(self) -> dict[str, np.ndarray]:
+        """Spikes per neuron per decision, ``{name: [1, n]}``, over every decision so far."""
+        return {name: (total / max(self.decisions, 1))[None] for name, total in self.count_sums.items()}
 
 
 def evaluate_bundle(path: str | os.PathLike[str], episodes: int = 10, seed: int | None = None,
-                    env_id: str | None = None, video_folder: str | os.PathLike[str] | None = None,
-                    on_episode: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+                    env_id: str | None = None, video: bool = False,
+                    on_episode: Callable[[int, float], None] | None = None, energy_model: str = "paper",
+                    write: bool = True) -> dict[str, Any]:
     """Evaluate a bundle for ``episodes`` deterministic episodes; returns the same keys as ``evaluate_run``.
 
     The env is the manifest's (``env_id`` overrides it); ``seed`` defaults to the run's seed + 100.
+    ``energy``: energy per decision from the spike counts of every decision of the evaluation
+    (for a CRPI policy, with its carried state, as deployed). ``video`` records every episode to
+    ``BUNDLE/videos``; ``write`` stores the result as ``BUNDLE/evaluation.json``.
     """
-    from spikerl.envs import make_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
     from spikerl.runtime import load_policy
 
+    path = Path(path)
     policy = load_policy(path)
     env_info = policy.manifest.get("env") or {}
     env_id = env_id or env_info.get("id")
@@ -81,18 +106,30 @@ def evaluate_bundle(path: str | os.PathLike[str], episodes: int = 10, seed: int 
         raise ValueError(f"{path}: the bundle names no env (exported without one); pass an env id")
     if seed is None:
         seed = int(env_info.get("seed", 0)) + EVAL_SEED_OFFSET
-    env = make_env(env_id, seed=int(seed), n_envs=1, video_folder=video_folder, **(env_info.get("kwargs") or {}))
+    video_dir = path / VIDEO_DIR if video else None
+    env = make_eval_env(env_id, int(seed), env_info.get("kwargs") or {}, video_dir)
     step_hook = episode_hook(on_episode)
 
+    agent = BundleAgent(policy)
     t0 = time.perf_counter()
     try:
-        returns, lengths = evaluate_policy(BundleAgent(policy), env, n_eval_episodes=episodes, deterministic=True,
+        returns, lengths = evaluate_policy(agent, env, n_eval_episodes=episodes, deterministic=True,
                                            return_episode_rewards=True, warn=False, callback=step_hook)
     finally:
         env.close()
-    return {
-        "env": env_id, "model": str(path), "episodes": int(episodes), "deterministic": True, "seed": int(seed),
+    report = policy.energy(agent.mean_counts(), energy_model)
+    result = {
+        "env": env_id, "model": str(path), "runtime": "spikerl.runtime", "episodes": int(episodes),
+        "deterministic": True, "seed": int(seed),
         "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
         "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths],
         "wall_time_s": time.perf_counter() - t0,
+        "videos": finish_videos(video_dir, episodes, path),
+        "energy_nj": report.energy_nj, "firing_rate": report.firing_rate,
+        "energy": {"kind": "snn", "sops": report.sops, "macs": report.macs, "energy_nj": report.energy_nj,
+                   "firing_rate": report.firing_rate, "energy_model": energy_model,
+                   "decisions": agent.decisions},
     }
+    if write:
+        (path / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    return result

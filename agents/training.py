@@ -363,6 +363,30 @@ def load_run_model(run_dir: str | Path, device: str = "cpu") -> tuple[BaseAlgori
     return model, cfg, source
 
 
+def make_eval_env(env_id: str, seed: int, env_kwargs: dict[str, Any], video_dir: Path | None) -> VecEnv:
+    """One evaluation env; with ``video_dir`` every episode is recorded there (a previous evaluation's
+    ``eval-episode-*.mp4`` files are removed first: RecordVideo reuses the names)."""
+    from spikerl.envs import make_env
+
+    if video_dir is not None:
+        for old in video_dir.glob("eval-episode-*.mp4"):
+            old.unlink()
+    with warnings.catch_warnings():  # RecordVideo warns when the folder exists; we own that folder
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
+        return make_env(env_id, seed=seed, n_envs=1, video_folder=video_dir, **(env_kwargs or {}))
+
+
+def finish_videos(video_dir: Path | None, episodes: int, root: Path) -> list[str]:
+    """The evaluation's videos relative to ``root``, after dropping the recording of the extra episode
+    that the VecEnv's auto-reset starts after the last one."""
+    if video_dir is None:
+        return []
+    for extra in video_dir.glob("eval-episode-*.mp4"):
+        if int(extra.stem.rsplit("-", 1)[1]) >= episodes:
+            extra.unlink()
+    return sorted(str(p.relative_to(root)) for p in video_dir.glob("*.mp4"))
+
+
 def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, video: bool = False,
                  seed: int | None = None, on_episode: Callable[[int, float], None] | None = None
                  ) -> dict[str, Any]:
@@ -373,19 +397,13 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     """
     from spikerl.agents.energy import MAX_OBSERVATIONS, actor_energy
     from spikerl.agents.evaluation_hooks import episode_hook
-    from spikerl.envs import make_env
     from stable_baselines3.common.evaluation import evaluate_policy
 
     run_dir = Path(run_dir)
     model, cfg, source = load_run_model(run_dir)
     seed = cfg["seed"] + EVAL_SEED_OFFSET if seed is None else int(seed)
     video_dir = run_dir / VIDEO_DIR if video else None
-    if video_dir is not None:  # RecordVideo names files eval-episode-<i>.mp4: drop a previous evaluation's
-        for old in video_dir.glob("eval-episode-*.mp4"):
-            old.unlink()
-    with warnings.catch_warnings():  # RecordVideo warns when RUN_DIR/videos exists; we own that folder
-        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
-        env = make_env(cfg["env"], seed=seed, n_envs=1, video_folder=video_dir, **cfg["env_kwargs"])
+    env = make_eval_env(cfg["env"], seed, cfg["env_kwargs"], video_dir)
     seen: list[np.ndarray] = []  # observations the actor decided on, for its energy per decision
     step_hook = episode_hook(on_episode, seen, MAX_OBSERVATIONS)
 
@@ -395,16 +413,12 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
                                            return_episode_rewards=True, warn=False, callback=step_hook)
     finally:
         env.close()
-    if video_dir is not None:  # the VecEnv auto-resets after the last episode: drop that extra recording
-        for extra in video_dir.glob("eval-episode-*.mp4"):
-            if int(extra.stem.rsplit("-", 1)[1]) >= episodes:
-                extra.unlink()
     result = {
         "env": cfg["env"], "model": source, "episodes": int(episodes), "deterministic": bool(deterministic),
         "seed": seed, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
         "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths],
         "wall_time_s": time.perf_counter() - t0,
-        "videos": sorted(str(p.relative_to(run_dir)) for p in video_dir.glob("*.mp4")) if video_dir else [],
+        "videos": finish_videos(video_dir, episodes, run_dir),
     }
     if seen:
         energy = actor_energy(model, np.concatenate(seen))

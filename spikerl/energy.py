@@ -12,10 +12,13 @@ ISSCC 2014), which SNN papers often quote.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported lazily: the torch-free runtime uses count_energy
+    import torch
+    from torch import nn
 
 #: (joules per MAC, joules per synaptic accumulate)
 ENERGY_MODELS: dict[str, tuple[float, float]] = {
@@ -53,6 +56,8 @@ def energy_of(macs: float, sops: float, model: str = "paper") -> float:
 
 def ann_macs(module: nn.Module) -> int:
     """MACs of one forward pass of an MLP (sum of in*out over its nn.Linear layers)."""
+    from torch import nn
+
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError("ann_macs: the module has no nn.Linear layers to count")
@@ -75,20 +80,31 @@ def snn_energy(actor: nn.Module, obs: torch.Tensor, model: str = "paper") -> Ene
     linears = list(actor.snn.linears)
     names = list(counts)
     macs = float(actor.decoder.act_dim * actor.decoder.pop_dim)
-    per_layer: dict[str, float] = {}
     if actor.encoder_kind == "direct":
         first = linears[0]
         macs += actor.T * first.in_features * first.out_features
-        inputs = names[:-1]  # hidden0 drives linears[1], ...
-        targets = linears[1:]
+        targets = linears[1:]  # hidden0 drives linears[1], ...
     else:
-        inputs = names[:-1]  # encoder drives linears[0], ...
-        targets = linears
-    for name, lin in zip(inputs, targets, strict=True):
-        per_layer[name] = float(counts[name].sum(1).mean()) * lin.out_features
+        targets = linears  # the encoder drives linears[0], ...
+    return count_energy({n: c.detach().cpu().numpy() for n, c in counts.items()}, names[:-1],
+                        [lin.out_features for lin in targets], actor.T, macs, model)
+
+
+def count_energy(counts: Mapping[str, Any], drivers: Sequence[str], fan_outs: Sequence[int], T: int,
+                 macs: float, model: str = "paper") -> EnergyReport:
+    """Energy per decision from spike counts ``{name: [B, n]}`` (spikes per neuron summed over T).
+
+    ``drivers[i]``'s spikes feed a layer of ``fan_outs[i]`` neurons: SOP_i = fan_outs[i] * mean_B sum_j counts.
+    ``macs``: the analog multiply-accumulates per decision (direct-encoded first layer, readout). The
+    firing rate is over every population except ``"encoder"``. NumPy only (used by the torch-free runtime).
+    """
+    if len(drivers) != len(fan_outs):
+        raise ValueError(f"count_energy: {len(drivers)} driving populations but {len(fan_outs)} fan-outs")
+    per_layer = {name: float(counts[name].sum(1).mean()) * int(n) for name, n in zip(drivers, fan_outs, strict=True)}
     sops = sum(per_layer.values())
-    spikes = sum(float(c.sum(1).mean()) for n, c in counts.items() if n != "encoder")
-    neurons = sum(c.shape[1] for n, c in counts.items() if n != "encoder")
-    rate = spikes / (neurons * actor.T) if neurons else None
-    return EnergyReport(sops=sops, macs=macs, energy_j=energy_of(macs, sops, model), model=model,
+    spiking = [c for n, c in counts.items() if n != "encoder"]
+    spikes = sum(float(c.sum(1).mean()) for c in spiking)
+    neurons = sum(int(c.shape[1]) for c in spiking)
+    rate = spikes / (neurons * T) if neurons else None
+    return EnergyReport(sops=sops, macs=float(macs), energy_j=energy_of(macs, sops, model), model=model,
                         per_layer_sops=per_layer, firing_rate=rate)

@@ -14,8 +14,8 @@ from spikerl.cli.args import positive_int as _positive
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained run (mean ± std return, optional videos)",
                        description="Load RUN_DIR/model.zip (or the newest checkpoint of an unfinished run), "
-                       "run N episodes on a fresh env, print mean ± std return and write "
-                       "RUN_DIR/evaluation.json.")
+                       "run N episodes on a fresh env, print mean ± std return and energy per decision and write "
+                       "RUN_DIR/evaluation.json (a bundle: BUNDLE/evaluation.json).")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train, or a policy bundle "
                    "written by spikerl export (run with the torch-free runtime on the env and seeds of its run)")
     p.add_argument("--episodes", type=_positive, default=10, metavar="N", help="episodes (default 10)")
@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="deterministic actions (default); --no-deterministic samples (SAC) or adds nothing "
                    "(TD3's policy is deterministic)")
     p.add_argument("--video", action="store_true",
-                   help="record every episode to RUN_DIR/videos/*.mp4 (headless, MUJOCO_GL=egl; needs moviepy)")
+                   help="record every episode to RUN_DIR/videos/*.mp4 (or BUNDLE/videos; headless, MUJOCO_GL=egl; "
+                   "needs moviepy; not for converted policies)")
     p.add_argument("--seed", type=int, metavar="S", help="env seed (default: the run's seed + 100)")
     p.add_argument("--quiet", action="store_true", help="print only the result line")
     p.add_argument("--threads", type=int, default=default_threads(), metavar="N",
@@ -62,13 +63,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
           f"{result['episodes']} {'deterministic' if result['deterministic'] else 'stochastic'} episodes "
           f"(model {result['model']}, seed {result['seed']}) -> {run_dir / 'evaluation.json'}")
-    if "energy" in result and not args.quiet:
-        e = result["energy"]
-        rate = f", firing rate {e['firing_rate']:.3f}" if e["firing_rate"] is not None else ""
-        print(f"energy per decision ({e['energy_model']} figures): {e['energy_nj']:.2f} nJ "
-              f"({e['sops']:.0f} SOPs, {e['macs']:.0f} MACs{rate})")
-    if result["videos"] and not args.quiet:
-        print(f"videos: {len(result['videos'])} files in {run_dir / 'videos'}")
+    _print_extras(args, result, run_dir)
     return 0
 
 
@@ -95,18 +90,30 @@ def _run_converted(args: argparse.Namespace, path: Path) -> int:
 
 
 def _run_bundle(args: argparse.Namespace, bundle: Path) -> int:
-    """Evaluate a policy bundle (``spikerl.agents.deploy.evaluate_bundle``); nothing is written."""
-    if args.video:
-        raise CLIError("--video needs a run directory; evaluate the run that the bundle was exported from")
+    """Evaluate a policy bundle with the torch-free runtime; writes ``BUNDLE/evaluation.json``."""
     if not args.deterministic:
         raise CLIError("a bundle holds the deterministic policy only; drop --no-deterministic")
     from spikerl.agents.deploy import evaluate_bundle
 
     try:
-        result = evaluate_bundle(bundle, episodes=args.episodes, seed=args.seed)
-    except (ValueError, ImportError) as err:  # bad bundle (BundleError), env problems
+        result = evaluate_bundle(bundle, episodes=args.episodes, seed=args.seed, video=args.video)
+    except (ValueError, ImportError) as err:  # bad bundle (BundleError), env problems, missing moviepy
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
           f"{result['episodes']} deterministic episodes (bundle {bundle}, runtime spikerl.runtime, "
-          f"seed {result['seed']})")
+          f"seed {result['seed']}) -> {bundle / 'evaluation.json'}")
+    _print_extras(args, result, bundle)
     return 0
+
+
+def _print_extras(args: argparse.Namespace, result: dict, folder: Path) -> None:
+    """The energy line and the video folder (unless --quiet)."""
+    if args.quiet:
+        return
+    if "energy" in result:
+        e = result["energy"]
+        rate = f", firing rate {e['firing_rate']:.3f}" if e["firing_rate"] is not None else ""
+        print(f"energy per decision ({e['energy_model']} figures): {e['energy_nj']:.2f} nJ "
+              f"({e['sops']:.0f} SOPs, {e['macs']:.0f} MACs{rate})")
+    if result.get("videos"):
+        print(f"videos: {len(result['videos'])} files in {folder / 'videos'}")

@@ -419,6 +419,11 @@ class CompiledPolicy:
         A single observation gives ``[1, n]`` arrays, as in torch. For a carry policy this is a decision
         like ``__call__``: it advances the carried state.
         """
+        return self.decide(obs)[1]
+
+    def decide(self, obs: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One decision with its spike counts: ``(actions [B, act_dim], {name: [B, n]})`` (B = 1 for one
+        observation). The actions equal ``__call__``'s; a carry policy advances its state once."""
         obs = self._prepare(obs)
         if obs.ndim == 1:
             obs = obs[None]
@@ -431,7 +436,7 @@ class CompiledPolicy:
         for name, size in zip(self.count_names, self._count_sizes, strict=True):
             result[name] = counts[:, start:start + size].copy()
             start += size
-        return result
+        return out, result
 
     def __repr__(self) -> str:
         return (f"CompiledPolicy(obs_dim={self.obs_dim}, act_dim={self.act_dim}, T={self.T}, "

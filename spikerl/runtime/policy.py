@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from spikerl.energy import EnergyReport, count_energy
 from spikerl.runtime.bundle import BundleError, read_bundle, space_bounds
 from spikerl.runtime.spec import PolicySpec
 
@@ -66,6 +67,31 @@ class Policy:
     def spike_counts(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         """Spikes per neuron summed over T, ``{"encoder"?, "hidden0", ..., "output": [B, n]}``."""
         return self._kernel.spike_counts(obs)
+
+    def act_and_count(self, obs: np.ndarray | Any, *, normalized: bool = False
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``act`` and ``spike_counts`` of one decision: ``(actions [B, act_dim], {name: [B, n]})``."""
+        a, counts = self._kernel.decide(obs)
+        if not (normalized or self._low is None):
+            a = self._low + (0.5 * (a + 1.0)) * self._span
+        return a, counts
+
+    def energy(self, counts: dict[str, np.ndarray], model: str = "paper") -> EnergyReport:
+        """Energy per decision (``spikerl.energy``) from spike counts ``{name: [N, n]}`` of N decisions.
+
+        SOPs: each spike of a population feeding layer l costs n_l accumulates; MACs: the readout
+        (``decoder_weight`` entries) and, for direct (analog) input, T * n_in * n_1 for the first layer,
+        as :func:`spikerl.energy.snn_energy` counts a torch actor.
+        """
+        names = self._kernel.count_names
+        missing = [n for n in names if n not in counts]
+        if missing:
+            raise ValueError(f"energy(): spike counts for {missing} are missing; pass spike_counts()'s dict")
+        layers = self.spec.layers if self.spec.encoder == "pop" else self.spec.layers[1:]
+        macs = float(self.spec.decoder_weight.size)
+        if self.spec.encoder != "pop":
+            macs += self.T * self.spec.layers[0].n_in * self.spec.layers[0].n_out
+        return count_energy(counts, names[:-1], [layer.n_out for layer in layers], self.T, macs, model)
 
     def __repr__(self) -> str:
         layers = "-".join(f"{layer.n_out}{layer.neuron}" for layer in self.spec.layers)

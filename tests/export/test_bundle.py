@@ -68,6 +68,27 @@ def test_runtime_float32_and_direct_encoding(tmp_path, cfg):
     np.testing.assert_allclose(policy.act(obs), torch_action(actor, obs), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("encoder", ["pop", "direct"])
+def test_runtime_energy_equals_the_torch_energy_and_act_and_count_equals_act(tmp_path, encoder):
+    from spikerl.energy import snn_energy
+
+    actor = make_actor("lif", "soft", encoder=encoder)
+    policy = load_policy(export_policy(actor, tmp_path / "b", "bundle", action_space=ACTION_SPACE))
+    obs = observations(n=20)
+    actions, counts = policy.act_and_count(obs)
+    np.testing.assert_array_equal(actions, policy.act(obs))
+    for name, c in policy.spike_counts(obs).items():
+        np.testing.assert_array_equal(counts[name], c)
+    for model in ("paper", "45nm"):
+        ref = snn_energy(actor, torch.from_numpy(obs), model)
+        got = policy.energy(counts, model)
+        assert got.sops > 0 and got.per_layer_sops.keys() == ref.per_layer_sops.keys()
+        np.testing.assert_allclose([got.sops, got.macs, got.energy_j, got.firing_rate],
+                                   [ref.sops, ref.macs, ref.energy_j, ref.firing_rate], rtol=1e-12)
+    with pytest.raises(ValueError, match="spike counts for .* are missing"):
+        policy.energy({"hidden0": counts["hidden0"]})
+
+
 def test_env_action_scaling_single_and_batch(bundles):
     actor, policy, _ = bundles["lif", "hard"]
     obs = observations(n=6)

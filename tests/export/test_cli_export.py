@@ -94,6 +94,26 @@ def test_evaluate_bundle_gives_the_same_returns_as_the_run(runs, capsys):
     assert code == code_run == 0
     assert out.split("(")[0] == out_run.split("(")[0]  # "Hopper-v5: mean return X ± Y over 3 deterministic episodes"
     assert "seed 7" in out
+    # the bundle's evaluation is stored next to it, with the energy from the runtime's spike counts
+    stored = json.loads((run_dir / "bundle" / "evaluation.json").read_text())
+    assert stored["seed"] == 7 and stored["runtime"] == "spikerl.runtime" and len(stored["returns"]) == 3
+    assert "energy per decision" in out and stored["energy"]["decisions"] == sum(stored["lengths"])
+    assert got["energy"]["decisions"] == sum(ref["lengths"]) <= 2000  # the run's energy used every observation
+    np.testing.assert_allclose(got["energy"]["sops"], ref["energy"]["sops"], rtol=1e-3)
+    np.testing.assert_allclose(got["energy"]["macs"], ref["energy"]["macs"], rtol=0)
+    np.testing.assert_allclose(got["firing_rate"], ref["firing_rate"], rtol=1e-3)
+
+
+def test_evaluate_bundle_records_videos(runs, capsys):
+    bundle = runs["sac"] / "bundle"
+    assert _cli(capsys, "export", str(runs["sac"]))[0] == 0
+    code, out, _ = _cli(capsys, "evaluate", str(bundle), "--episodes", "2", "--video")
+    assert code == 0 and f"videos: 2 files in {bundle / 'videos'}" in out
+    videos = sorted((bundle / "videos").glob("*.mp4"))
+    assert [v.name for v in videos] == ["eval-episode-0.mp4", "eval-episode-1.mp4"]
+    assert all(v.stat().st_size > 1000 for v in videos)
+    assert json.loads((bundle / "evaluation.json").read_text())["videos"] == [
+        "videos/eval-episode-0.mp4", "videos/eval-episode-1.mp4"]
 
 
 def test_cli_errors_are_one_line(runs, capsys, tmp_path):
@@ -104,8 +124,8 @@ def test_cli_errors_are_one_line(runs, capsys, tmp_path):
     assert code == 2 and "is not a spikerl run directory" in err
     bundle = runs["td3"] / "bundle"
     assert _cli(capsys, "export", str(runs["td3"]))[0] == 0
-    code, _, err = _cli(capsys, "evaluate", str(bundle), "--video")
-    assert code == 2 and "--video needs a run directory" in err
+    code, _, err = _cli(capsys, "evaluate", str(bundle), "--no-deterministic")
+    assert code == 2 and "drop --no-deterministic" in err
     (bundle / "weights.npz").write_bytes(b"tampered")
     code, _, err = _cli(capsys, "evaluate", str(bundle))
     assert code == 2 and "SHA-256 checksum mismatch" in err and len(err.strip().splitlines()) == 1

@@ -30,10 +30,12 @@ CHILD = textwrap.dedent("""
     batch = policy.act(obs, normalized=True)
     single = [policy.act(o, normalized=True).tolist() for o in obs]
     policy.reset()
-    counts = {k: v.tolist() for k, v in policy.spike_counts(obs).items()}
+    raw = policy.spike_counts(obs)
+    counts = {k: v.tolist() for k, v in raw.items()}
+    energy = policy.energy(raw).energy_j
     bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
     ours = sorted(m for m in sys.modules if m.startswith("spikerl"))
-    print(json.dumps({"blocked": blocked, "batch": batch.tolist(), "single": single, "counts": counts,
+    print(json.dumps({"blocked": blocked, "batch": batch.tolist(), "single": single, "counts": counts, "energy": energy,
                       "torch_modules": bad, "spikerl_modules": ours}))
 """)
 
@@ -60,3 +62,6 @@ def test_runtime_runs_a_bundle_where_torch_cannot_be_imported(tmp_path):
     ref_counts = {k: v.numpy() for k, v in actor.spike_counts(torch.from_numpy(obs)).items()}
     for name, counts in out["counts"].items():
         np.testing.assert_array_equal(np.array(counts), ref_counts[name])
+    from spikerl.energy import snn_energy
+
+    np.testing.assert_allclose(out["energy"], snn_energy(actor, torch.from_numpy(obs)).energy_j, rtol=1e-12)
