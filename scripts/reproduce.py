@@ -4,7 +4,8 @@
 Runs every trial as an ordinary run directory under ``--out`` (re-running resumes and skips finished
 trials), then writes the comparison table (mean ± std over seeds of the final and best evaluation
 return, steps/s) and learning curves to ``--out`` and, with ``--publish``, copies them to
-``benchmarks/reproduce.md`` / ``benchmarks/reproduce.png`` together with the exact command line.
+``benchmarks/NAME.md`` / ``benchmarks/NAME.png`` (``--name``, default ``reproduce``) together with
+the exact command line.
 
 Example (the short-budget grid of the agents issue; hours on 2 cores):
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="local", choices=("local", "ray"))
     p.add_argument("--max-parallel", type=int, default=None)
     p.add_argument("--publish", action="store_true", help="copy the table and plot into benchmarks/")
+    p.add_argument("--name", default="reproduce",
+                   help="file stem for --publish: benchmarks/NAME.md and NAME.png (default reproduce)")
     args = p.parse_args(argv)
 
     from spikerl.compare import compare_runs
@@ -53,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         bench = ROOT / "benchmarks"
         bench.mkdir(exist_ok=True)
         cmd = "python scripts/reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        (bench / "reproduce.md").write_text(
+        (bench / f"{args.name}.md").write_text(
             f"# Learning evidence (scripts/reproduce.py)\n\nCommand: `{cmd}`\n\n"
             f"{len(runs)} runs, {args.steps} env steps each, eval every `eval.freq` steps with the preset's "
             f"episodes (deterministic).\n\n" + md.read_text().split("\n", 2)[2]
         )
-        shutil.copy(png, bench / "reproduce.png")
-        print(f"published to {bench / 'reproduce.md'}")
+        shutil.copy(png, bench / f"{args.name}.png")
+        print(f"published to {bench / (args.name + '.md')}")
     return 1 if summary["failed"] else 0
 
 
