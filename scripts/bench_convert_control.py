@@ -8,7 +8,11 @@ included, is evaluated on the same N deterministic episodes (env seed = run seed
 evaluation: 10 episodes at seed + 100). Writes benchmarks/convert_control.{json,md}.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_convert_control.py RUN_DIR_OR_FOLDER ... \\
-        [--T 8 16 32 64] [--alphas 0.25 0.5 0.75 1.0] [--episodes 10] [--backend numba|torch]
+        [--actor STATE_DICT=ENV[,ENV...]] [--T 8 16 32 64] [--alphas 0.25 0.5 0.75 1.0] [--episodes 10]
+
+``--actor`` takes an actor saved as a plain PyTorch state_dict (Linear layers in order, tanh head), e.g. the
+3M-step TD3 actors that the CRPI paper ships in ``xuzijie32/ANN2SNN-CRPI`` (``MuJoCo/models/TD3_<env>-v4_actor``;
+not redistributed here: no license file), with env seed 0 (calibration seed 200, evaluation seed 100).
 
 ``--backend numba`` (default) runs the converted SNNs with the torch-free runtime kernel (float32; the same
 policy as the torch ``SpikingModel``, tests/conversion/test_control_runtime.py checks the round trip), which
@@ -109,8 +113,38 @@ def find_runs(paths: list[str]) -> list[Path]:
     return runs
 
 
+class MLPAgent:
+    """SB3-style ``predict`` for a plain MLP actor whose output is the action in [-1, 1] (tanh head)."""
+
+    def __init__(self, mlp: torch.nn.Module, low: np.ndarray, high: np.ndarray) -> None:
+        self.mlp, self.low, self.high = mlp, low.astype(np.float32), high.astype(np.float32)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        with torch.no_grad():
+            a = self.mlp(torch.as_tensor(np.asarray(observation, dtype=np.float32))).numpy()
+        return self.low + (0.5 * (a + 1.0)) * (self.high - self.low), None
+
+
+def mlp_from_state_dict(path: Path) -> torch.nn.Sequential:
+    """A ``Linear-ReLU-...-Linear-Tanh`` MLP from a state_dict of Linear layers in order (e.g. the CRPI /
+    Fujimoto TD3 ``Actor``: l1, l2, l3 with action = max_action * tanh(l3(...)); other entries such as the
+    CRPI file's ``neuron*.thre`` calibration buffers are ignored: thresholds are calibrated here)."""
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    prefixes = [k[: -len(".weight")] for k, v in sd.items() if k.endswith(".weight") and v.dim() == 2]
+    if not prefixes:
+        raise SystemExit(f"{path}: no Linear weights (2-D '<name>.weight' entries) in the state_dict")
+    layers: list[torch.nn.Module] = []
+    for i, name in enumerate(prefixes):
+        w = sd[f"{name}.weight"].float()
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        lin.load_state_dict({"weight": w, "bias": sd[f"{name}.bias"].float()})
+        layers += [lin, torch.nn.ReLU() if i < len(prefixes) - 1 else torch.nn.Tanh()]
+    return torch.nn.Sequential(*layers).eval()
+
+
 def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: str, log,
               fire: str = "gt") -> dict[str, Any] | None:
+    """A spikerl ANN run directory (td3-ann / sac-ann)."""
     from spikerl.agents.policies import spiking_network
 
     try:
@@ -121,14 +155,38 @@ def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: s
     if spiking_network(model.actor) is not None:
         log(f"skip {run}: spiking actor")
         return None
-    env_id, kwargs, seed = cfg["env"], dict(cfg.get("env_kwargs") or {}), int(cfg["seed"])
+    info = {"run": str(run), "env": cfg["env"], "algo": cfg["algo"], "seed": int(cfg["seed"]), "model": source,
+            "train_steps": int(getattr(model, "num_timesteps", 0))}
+    low, high = np.asarray(model.action_space.low), np.asarray(model.action_space.high)
+    return bench_actor(info, model, mlp_from_actor(model.actor).eval(), dict(cfg.get("env_kwargs") or {}), low,
+                       high, ts, alphas, episodes, calib_steps, backend, log, fire)
+
+
+def bench_state_dict(path: Path, env_id: str, ts, alphas, episodes: int, calib_steps: int, backend: str, log,
+                     fire: str = "gt", seed: int = 0) -> dict[str, Any]:
+    """An actor saved as a PyTorch state_dict (no spikerl classes), evaluated on ``env_id``."""
+    from spikerl.envs import make_single_env
+
+    mlp = mlp_from_state_dict(path)
+    env = make_single_env(env_id, seed=seed)
+    low, high = np.asarray(env.action_space.low), np.asarray(env.action_space.high)
+    env.close()
+    info = {"run": str(path), "env": env_id, "algo": "td3", "seed": seed, "model": f"state_dict {path.name}",
+            "train_steps": None}
+    return bench_actor(info, MLPAgent(mlp, low, high), mlp, {}, low, high, ts, alphas, episodes, calib_steps,
+                       backend, log, fire)
+
+
+def bench_actor(info: dict[str, Any], ann_agent: Any, mlp: torch.nn.Module, kwargs: dict[str, Any],
+                low: np.ndarray, high: np.ndarray, ts, alphas, episodes: int, calib_steps: int, backend: str, log,
+                fire: str) -> dict[str, Any]:
+    """ANN vs converted SNN (every T, without carry and with CRPI for every alpha) on the same episodes."""
+    env_id, seed = info["env"], int(info["seed"])
     eval_seed = seed + EVAL_SEED_OFFSET
     t0 = time.perf_counter()
-    ann_ret, ann_len = evaluate_agent(model, env_id, kwargs, eval_seed, episodes)
-    log(f"{run} ({env_id}, {source}): ANN {np.mean(ann_ret):.1f} ± {np.std(ann_ret):.1f}")
-    mlp = mlp_from_actor(model.actor).eval()
-    states = torch.from_numpy(collect_states(model, env_id, kwargs, calib_steps, seed + CALIB_SEED_OFFSET))
-    low, high = np.asarray(model.action_space.low), np.asarray(model.action_space.high)
+    ann_ret, ann_len = evaluate_agent(ann_agent, env_id, kwargs, eval_seed, episodes)
+    log(f"{info['run']} ({env_id}, {info['model']}): ANN {np.mean(ann_ret):.1f} ± {np.std(ann_ret):.1f}")
+    states = torch.from_numpy(collect_states(ann_agent, env_id, kwargs, calib_steps, seed + CALIB_SEED_OFFSET))
     rows = []
     for T in ts:
         for alpha in (None, *alphas):
@@ -146,11 +204,9 @@ def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: s
                          "returns": ret, "lengths": lens})
             log(f"  T={T:3d} {'no carry' if alpha is None else f'CRPI a={alpha:g}':12s} "
                 f"{np.mean(ret):8.1f} ± {np.std(ret):6.1f}  ({pct:5.1f}% of ANN)  |e| {err:.4f}  |e|w8 {werr:.4f}")
-    return {"run": str(run), "env": env_id, "algo": cfg["algo"], "seed": seed, "model": source,
-            "train_steps": int(getattr(model, "num_timesteps", 0)), "eval_seed": eval_seed,
-            "calib_steps": calib_steps, "ann": {"mean_return": float(np.mean(ann_ret)),
-                                                "std_return": float(np.std(ann_ret)), "returns": ann_ret,
-                                                "lengths": ann_len},
+    return {**info, "eval_seed": eval_seed, "calib_steps": calib_steps,
+            "ann": {"mean_return": float(np.mean(ann_ret)), "std_return": float(np.std(ann_ret)),
+                    "returns": ann_ret, "lengths": ann_len},
             "snn": rows, "wall_time_s": time.perf_counter() - t0}
 
 
@@ -169,8 +225,8 @@ def write_md(path: Path, data: dict[str, Any]) -> None:
         lines += [cfg["note"], ""]
     for r in data["results"]:
         alphas = sorted({row["alpha"] for row in r["snn"] if row["alpha"] is not None})
-        lines += [f"## {r['env']} ({r['algo']}-ann, seed {r['seed']}, {r['train_steps']} training steps, "
-                  f"{r['model']})", "",
+        steps = "" if r.get("train_steps") is None else f", {r['train_steps']} training steps"
+        lines += [f"## {r['env']} ({r['algo']}-ann, seed {r['seed']}{steps}, {r['model']})", "",
                   f"ANN return: **{r['ann']['mean_return']:.1f} ± {r['ann']['std_return']:.1f}**", "",
                   "Mean return ± std (% of the ANN return):", "",
                   "| T | no carry | " + " | ".join(f"CRPI α={a:g}" for a in alphas) + " |",
@@ -204,7 +260,10 @@ def write_md(path: Path, data: dict[str, Any]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("paths", nargs="+", help="ANN run directories or folders to search for them")
+    ap.add_argument("paths", nargs="*", help="ANN run directories or folders to search for them")
+    ap.add_argument("--actor", action="append", default=[], metavar="STATE_DICT=ENV[,ENV...]",
+                    help="an actor saved as a PyTorch state_dict of Linear layers (tanh head, e.g. the CRPI "
+                    "paper's MuJoCo/models/TD3_Hopper-v4_actor), evaluated on each env (repeatable)")
     ap.add_argument("--T", nargs="+", type=int, default=list(TS))
     ap.add_argument("--alphas", nargs="+", type=float, default=list(ALPHAS))
     ap.add_argument("--episodes", type=int, default=10)
@@ -214,15 +273,24 @@ def main() -> None:
                     "or m >= theta (ge)")
     ap.add_argument("--note", default="", help="a line added to the markdown (e.g. about short training)")
     ap.add_argument("--out", default="benchmarks")
+    ap.add_argument("--name", default="convert_control", help="file stem: OUT/NAME.json and OUT/NAME.md")
     args = ap.parse_args()
     torch.set_num_threads(1)
     runs = find_runs(args.paths)
-    if not runs:
-        raise SystemExit(f"no ANN run directories found under {args.paths}")
+    if not runs and not args.actor:
+        raise SystemExit(f"no ANN run directories found under {args.paths} and no --actor given")
+    log = lambda m: print(m, flush=True)  # noqa: E731
     results = []
+    for item in args.actor:
+        path, sep, envs = item.partition("=")
+        if not sep or not envs or not Path(path).is_file():
+            raise SystemExit(f"--actor {item!r}: expected STATE_DICT=ENV[,ENV...] with an existing file, "
+                             "e.g. --actor TD3_Hopper-v4_actor=Hopper-v4,Hopper-v5")
+        for env_id in envs.split(","):
+            results.append(bench_state_dict(Path(path), env_id, args.T, args.alphas, args.episodes,
+                                            args.calib_steps, args.backend, log, args.fire))
     for run in runs:
-        r = bench_run(run, args.T, args.alphas, args.episodes, args.calib_steps, args.backend,
-                      lambda m: print(m, flush=True), args.fire)
+        r = bench_run(run, args.T, args.alphas, args.episodes, args.calib_steps, args.backend, log, args.fire)
         if r is not None:
             results.append(r)
     data = {"created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -234,9 +302,9 @@ def main() -> None:
             "results": results}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "convert_control.json").write_text(json.dumps(data, indent=2) + "\n")
-    write_md(out / "convert_control.md", data)
-    print(f"wrote {out / 'convert_control.json'} and {out / 'convert_control.md'}")
+    (out / f"{args.name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_md(out / f"{args.name}.md", data)
+    print(f"wrote {out / (args.name + '.json')} and {out / (args.name + '.md')}")
 
 
 if __name__ == "__main__":
