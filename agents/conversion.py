@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from spikerl.agents.evaluation_hooks import episode_hook
+from spikerl.agents.evaluation_hooks import run_episodes
 from spikerl.agents.training import EVAL_SEED_OFFSET, RunError, _write_json, load_run_model
 
 from spikerl.conversion import ConversionSpec, SpikingModel, convert_actor
@@ -119,17 +119,8 @@ def evaluate_agent(agent: Any, env_id: str, env_kwargs: dict[str, Any], seed: in
                    on_episode: Callable[[int, float], None] | None = None) -> tuple[list[float], list[int]]:
     """(returns, lengths) of ``episodes`` deterministic episodes of ``agent`` (SB3 ``evaluate_policy``)."""
     from spikerl.envs import make_env
-    from stable_baselines3.common.evaluation import evaluate_policy
 
-    env = make_env(env_id, seed=int(seed), n_envs=1, **env_kwargs)
-    step_hook = episode_hook(on_episode)
-
-    try:
-        returns, lengths = evaluate_policy(agent, env, n_eval_episodes=episodes, deterministic=True,
-                                           return_episode_rewards=True, warn=False, callback=step_hook)
-    finally:
-        env.close()
-    return [float(r) for r in returns], [int(n) for n in lengths]
+    return run_episodes(agent, make_env(env_id, seed=int(seed), n_envs=1, **env_kwargs), episodes, True, on_episode)
 
 
 def load_agent(path: str | os.PathLike[str]) -> tuple[ConvertedAgent, dict[str, Any]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spikerl.agents.evaluation_hooks import episode_hook
+from spikerl.agents.evaluation_hooks import run_episodes
 from spikerl.agents.training import (
     EVAL_SEED_OFFSET,
     EVALUATION_FILE,
@@ -94,8 +94,6 @@ def evaluate_bundle(path: str | os.PathLike[str], episodes: int = 10, seed: int 
     (for a CRPI policy, with its carried state, as deployed). ``video`` records every episode to
     ``BUNDLE/videos``; ``write`` stores the result as ``BUNDLE/evaluation.json``.
     """
-    from stable_baselines3.common.evaluation import evaluate_policy
-
     from spikerl.runtime import load_policy
 
     path = Path(path)
@@ -108,22 +106,15 @@ def evaluate_bundle(path: str | os.PathLike[str], episodes: int = 10, seed: int 
         seed = int(env_info.get("seed", 0)) + EVAL_SEED_OFFSET
     video_dir = path / VIDEO_DIR if video else None
     env = make_eval_env(env_id, int(seed), env_info.get("kwargs") or {}, video_dir)
-    step_hook = episode_hook(on_episode)
-
     agent = BundleAgent(policy)
     t0 = time.perf_counter()
-    try:
-        returns, lengths = evaluate_policy(agent, env, n_eval_episodes=episodes, deterministic=True,
-                                           return_episode_rewards=True, warn=False, callback=step_hook)
-    finally:
-        env.close()
+    returns, lengths = run_episodes(agent, env, episodes, True, on_episode)
     report = policy.energy(agent.mean_counts(), energy_model)
     result = {
         "env": env_id, "model": str(path), "runtime": "spikerl.runtime", "episodes": int(episodes),
         "deterministic": True, "seed": int(seed),
         "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-        "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths],
-        "wall_time_s": time.perf_counter() - t0,
+        "returns": returns, "lengths": lengths, "wall_time_s": time.perf_counter() - t0,
         "videos": finish_videos(video_dir, episodes, path),
         "energy_nj": report.energy_nj, "firing_rate": report.firing_rate,
         "energy": {"kind": "snn", "sops": report.sops, "macs": report.macs, "energy_nj": report.energy_nj,

@@ -1,4 +1,4 @@
-"""Step callbacks for SB3's ``evaluate_policy`` shared by run, bundle and converted-policy evaluation."""
+"""SB3 ``evaluate_policy`` episodes and its step callback, shared by run, bundle and converted-policy evaluation."""
 
 from __future__ import annotations
 
@@ -25,3 +25,20 @@ def episode_hook(on_episode: Callable[[int, float], None] | None,
             on_episode(counted[0], float(episode["r"]))
 
     return hook
+
+
+def run_episodes(agent: Any, env: Any, episodes: int, deterministic: bool = True,
+                 on_episode: Callable[[int, float], None] | None = None,
+                 observations: list[np.ndarray] | None = None, max_observations: int = 0
+                 ) -> tuple[list[float], list[int]]:
+    """(returns, lengths) of ``episodes`` episodes of ``agent`` (anything with SB3's ``predict``) in the
+    VecEnv ``env``, which is closed afterwards; ``on_episode`` / ``observations`` as in :func:`episode_hook`."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    hook = episode_hook(on_episode, observations, max_observations)
+    try:
+        returns, lengths = evaluate_policy(agent, env, n_eval_episodes=episodes, deterministic=deterministic,
+                                           return_episode_rewards=True, warn=False, callback=hook)
+    finally:
+        env.close()
+    return [float(r) for r in returns], [int(n) for n in lengths]

@@ -396,8 +396,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     every episode to ``RUN_DIR/videos`` (headless EGL rendering).
     """
     from spikerl.agents.energy import MAX_OBSERVATIONS, actor_energy
-    from spikerl.agents.evaluation_hooks import episode_hook
-    from stable_baselines3.common.evaluation import evaluate_policy
+    from spikerl.agents.evaluation_hooks import run_episodes
 
     run_dir = Path(run_dir)
     model, cfg, source = load_run_model(run_dir)
@@ -405,19 +404,12 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     video_dir = run_dir / VIDEO_DIR if video else None
     env = make_eval_env(cfg["env"], seed, cfg["env_kwargs"], video_dir)
     seen: list[np.ndarray] = []  # observations the actor decided on, for its energy per decision
-    step_hook = episode_hook(on_episode, seen, MAX_OBSERVATIONS)
-
     t0 = time.perf_counter()
-    try:
-        returns, lengths = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=deterministic,
-                                           return_episode_rewards=True, warn=False, callback=step_hook)
-    finally:
-        env.close()
+    returns, lengths = run_episodes(model, env, episodes, deterministic, on_episode, seen, MAX_OBSERVATIONS)
     result = {
         "env": cfg["env"], "model": source, "episodes": int(episodes), "deterministic": bool(deterministic),
         "seed": seed, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-        "returns": [float(r) for r in returns], "lengths": [int(n) for n in lengths],
-        "wall_time_s": time.perf_counter() - t0,
+        "returns": returns, "lengths": lengths, "wall_time_s": time.perf_counter() - t0,
         "videos": finish_videos(video_dir, episodes, run_dir),
     }
     if seen:
