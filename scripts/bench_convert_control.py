@@ -274,6 +274,8 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a line added to the markdown (e.g. about short training)")
     ap.add_argument("--out", default="benchmarks")
     ap.add_argument("--name", default="convert_control", help="file stem: OUT/NAME.json and OUT/NAME.md")
+    ap.add_argument("--merge", action="store_true", help="keep the results already in OUT/NAME.json for other "
+                    "(run, env) pairs and add these (the header records this invocation's settings)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     runs = find_runs(args.paths)
@@ -302,6 +304,10 @@ def main() -> None:
             "results": results}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge and (out / f"{args.name}.json").is_file():
+        new_keys = {(r["run"], r["env"]) for r in results}
+        old = json.loads((out / f"{args.name}.json").read_text())["results"]
+        data["results"] = [r for r in old if (r["run"], r["env"]) not in new_keys] + results
     (out / f"{args.name}.json").write_text(json.dumps(data, indent=2) + "\n")
     write_md(out / f"{args.name}.md", data)
     print(f"wrote {out / (args.name + '.json')} and {out / (args.name + '.md')}")
