@@ -140,7 +140,11 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
 
 # -- one trial ---------------------------------------------------------------------------------
 def trial_state(trial: Trial) -> str:
-    """``done`` (finished its budget), ``interrupted`` (has a checkpoint to resume) or ``new``."""
+    """``done`` (finished its budget), ``interrupted`` (has a committed checkpoint to resume) or ``new``
+    (never started, or killed before its first committed checkpoint: run from scratch).
+
+    A checkpoint counts once its JSON marker is written (the marker comes last, see
+    ``spikerl.agents.callbacks.save_checkpoint``); a leftover ``*.tmp`` file of a killed write does not."""
     metrics = trial.run_dir / "metrics.json"
     if metrics.is_file():
         try:
@@ -151,7 +155,7 @@ def trial_state(trial: Trial) -> str:
         if data.get("status") in ("completed", "non_finite_loss"):
             return "done"
     ckpt = trial.run_dir / "checkpoints"
-    if ckpt.is_dir() and any(ckpt.iterdir()):
+    if ckpt.is_dir() and any(ckpt.glob("*.json")):
         return "interrupted"
     return "new"
 

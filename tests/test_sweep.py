@@ -38,6 +38,17 @@ def test_parse_seeds_and_grid(tmp_path):
     assert [t.name for t in trials][:2] == ["Hopper-v5/td3-ann/s0", "Hopper-v5/td3-ann/s1"]
     assert len(trials) == 6 and trials[-1].run_dir == tmp_path / "Hopper-v5" / "td3-lif" / "s2"
     assert {trial_state(t) for t in trials} == {"new"}
+    # a trial killed while writing its first checkpoint (only a *.tmp file) starts again; one with a
+    # committed checkpoint (its JSON marker) resumes; a completed one is skipped
+    ckpt = trials[0].run_dir / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (trials[0].run_dir / "config.yaml").write_text("algo: td3\n")
+    (ckpt / "step_0000000100.zip.tmp").write_bytes(b"")
+    assert trial_state(trials[0]) == "new"
+    (ckpt / "step_0000000100.json").write_text("{}")
+    assert trial_state(trials[0]) == "interrupted"
+    (trials[0].run_dir / "metrics.json").write_text('{"status": "completed"}')
+    assert trial_state(trials[0]) == "done"
     with pytest.raises(ValueError, match="trial Hopper-v5/td3-ann/s0: .*batch_size"):
         validate_trials(expand_grid("td3-ann", "Hopper-v5", "0", tmp_path, overrides=["batch_size=big"]))
 
