@@ -60,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     except (ValueError, ImportError) as err:  # env problems, missing moviepy/MuJoCo
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
-    print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
-          f"{result['episodes']} {'deterministic' if result['deterministic'] else 'stochastic'} episodes "
-          f"(model {result['model']}, seed {result['seed']}) -> {run_dir / 'evaluation.json'}")
-    _print_extras(args, result, run_dir)
+    _report(args, result, f"model {result['model']}", run_dir)
     return 0
 
 
@@ -83,9 +80,7 @@ def _run_converted(args: argparse.Namespace, path: Path) -> int:
         result = evaluate_converted(path, episodes=args.episodes, seed=args.seed)
     except (ValueError, ImportError, OSError) as err:
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
-    print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
-          f"{result['episodes']} deterministic episodes ({result['model']}, seed {result['seed']}) -> "
-          f"{path / 'evaluation.json'}")
+    _report(args, result, result["model"], path)
     return 0
 
 
@@ -99,15 +94,15 @@ def _run_bundle(args: argparse.Namespace, bundle: Path) -> int:
         result = evaluate_bundle(bundle, episodes=args.episodes, seed=args.seed, video=args.video)
     except (ValueError, ImportError) as err:  # bad bundle (BundleError), env problems, missing moviepy
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
-    print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
-          f"{result['episodes']} deterministic episodes (bundle {bundle}, runtime spikerl.runtime, "
-          f"seed {result['seed']}) -> {bundle / 'evaluation.json'}")
-    _print_extras(args, result, bundle)
+    _report(args, result, f"bundle {bundle}, runtime spikerl.runtime", bundle)
     return 0
 
 
-def _print_extras(args: argparse.Namespace, result: dict, folder: Path) -> None:
-    """The energy line and the video folder (unless --quiet)."""
+def _report(args: argparse.Namespace, result: dict, what: str, folder: Path) -> None:
+    """The result line (mean ± std -> folder/evaluation.json), then, unless --quiet, energy and videos."""
+    kind = "deterministic" if result["deterministic"] else "stochastic"
+    print(f"{result['env']}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over "
+          f"{result['episodes']} {kind} episodes ({what}, seed {result['seed']}) -> {folder / 'evaluation.json'}")
     if args.quiet:
         return
     if "energy" in result:
