@@ -20,6 +20,8 @@ import math
 import torch
 from torch import nn
 
+from spikerl.kernels.fused import leaky_spikes
+
 ENCODER_THRESHOLD = 0.999
 PREPROCESS = ("tanh", "none")
 
@@ -72,15 +74,12 @@ class PopulationEncoder(nn.Module):
         a = self.activation(obs)
         with torch.no_grad():
             if self.deterministic:
-                spikes = torch.empty((self.T, *a.shape), dtype=a.dtype, device=a.device)
-                v = torch.zeros_like(a)
-                for t in range(self.T):
-                    v += a
-                    s = (v > ENCODER_THRESHOLD).to(a.dtype)
-                    v -= ENCODER_THRESHOLD * s
-                    spikes[t] = s
+                # regular firing = a soft-reset IF neuron (decay 1, threshold 0.999) driven by the constant A
+                spikes = leaky_spikes(a.detach().expand(self.T, *a.shape), 1.0, None, ENCODER_THRESHOLD, False)
             else:
                 spikes = torch.bernoulli(a.detach().expand(self.T, *a.shape))
+        if not (torch.is_grad_enabled() and a.requires_grad):
+            return spikes  # equals the straight-through value below bit for bit (a + (s - a) = s for a in [0, 1])
         # straight-through: value = spikes, gradient d(spike_t)/dA = 1 for every t
         return a + (spikes - a).detach()
 

@@ -160,3 +160,27 @@ def test_bad_actor_arguments():
         SpikingActor(3, 1, T=0)
     with pytest.raises(ValueError, match="unknown neuron"):
         SpikingActor(3, 1, neuron="hh")
+
+
+def test_population_encoder_without_autograd_returns_the_same_spikes():
+    """Under no_grad the encoder skips the straight-through sum; a + (s - a) equals s, so nothing changes."""
+    for dtype in (torch.float32, torch.float64):
+        enc = PopulationEncoder(obs_dim=6, T=7, pop_dim=10).to(dtype)
+        obs = torch.randn(64, 6, dtype=dtype) * 2
+        with_graph = enc(obs)
+        assert with_graph.requires_grad
+        with torch.no_grad():
+            plain = enc(obs)
+        assert not plain.requires_grad
+        assert torch.equal(plain, with_graph.detach())
+        assert set(plain.unique().tolist()) == {0.0, 1.0}
+
+
+def test_actor_inference_equals_training_forward():
+    torch.manual_seed(3)
+    for neuron in ("lif", "clif", "plif", "if", "dn"):
+        actor = SpikingActor(11, 3, neuron=neuron)
+        obs = torch.randn(40, 11)
+        with torch.no_grad():
+            inferred = actor(obs)
+        assert torch.equal(inferred, actor(obs).detach()), neuron

@@ -76,3 +76,28 @@ def test_expanded_gradient_and_empty_input():
     assert out.shape == (3, 0, 5)
     out.sum().backward()
     assert empty.grad.shape == (3, 0, 5)
+
+
+@pytest.mark.parametrize(("name", "reset"), list(itertools.product(["if", "lif", "clif", "plif"], ["hard", "soft"])))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inference_path_equals_autograd_spikes(backend, name, reset, dtype):
+    """Without autograd (no_grad, or inputs that need no gradient) the kernel saves nothing and runs the
+    spikes-only loop; the spikes equal the autograd path's and the reference loop's bit for bit."""
+    gen = torch.Generator().manual_seed(11)
+    neuron = make_neuron(name, reset=reset).to(dtype)
+    x = (torch.randn(5, 7, 31, generator=gen) * 0.8 + 0.3).to(dtype)
+    with_graph = neuron.fused_forward(x.clone().requires_grad_())
+    assert with_graph.grad_fn is not None
+    with torch.no_grad():
+        inferred = neuron.fused_forward(x)
+    assert inferred.grad_fn is None and inferred.dtype == dtype
+    assert torch.equal(inferred, with_graph.detach())
+    assert torch.equal(inferred, neuron.reference_forward(x).detach())
+    assert 0 < inferred.mean() < 1
+    if name != "plif":  # a PLIF decay is a parameter: its graph stays even for a plain input
+        assert neuron.fused_forward(x).grad_fn is None
+    # a constant current broadcast over T (zero stride) is read in place and gives the same spikes
+    row = x[0]
+    expanded = row.expand(5, *row.shape)
+    with torch.no_grad():
+        assert torch.equal(neuron.fused_forward(expanded), neuron.fused_forward(expanded.contiguous()))

@@ -191,6 +191,25 @@ class _LeakyMultiStep(torch.autograd.Function):
         return grad_x, grad_lam, None, None, None, None, None
 
 
+def leaky_spikes(x_seq: torch.Tensor, decay: float | torch.Tensor, current_decay: float | None, threshold: float,
+                 hard: bool) -> torch.Tensor:
+    """Inference only (no autograd node, nothing saved): the spikes of ``leaky_multistep``, bit for bit.
+
+    ``x_seq`` may be an expanded view (one current broadcast over T); the Numba backend then reads the
+    single row, and the only allocation is the spike tensor.
+    """
+    lam = float(decay.detach()) if isinstance(decay, torch.Tensor) else float(decay)
+    backend = _numba_backend(x_seq)
+    if backend is None:
+        return _forward_torch(x_seq.detach(), lam, current_decay, float(threshold), hard)[1]
+    s_seq = torch.empty(x_seq.shape, dtype=x_seq.dtype)
+    xs = x_seq.detach()
+    if xs.shape[0] > 1 and xs.stride(0) == 0:  # one current broadcast over T: pass the single row
+        xs = xs[:1]
+    backend.forward_spikes(_flat(xs.contiguous()), _flat(s_seq), lam, current_decay, float(threshold), hard)
+    return s_seq
+
+
 def leaky_multistep(
     x_seq: torch.Tensor,
     decay: float | torch.Tensor,
@@ -206,5 +225,7 @@ def leaky_multistep(
     """
     if reset not in ("hard", "soft"):
         raise ValueError(f"reset must be 'hard' or 'soft', got {reset!r}")
+    if not torch.is_grad_enabled() or not (x_seq.requires_grad or getattr(decay, "requires_grad", False)):
+        return leaky_spikes(x_seq, decay, current_decay, threshold, reset == "hard")
     return _LeakyMultiStep.apply(x_seq, decay, current_decay, float(threshold), reset == "hard",
                                  bool(detach_reset), surrogate)

@@ -17,7 +17,7 @@ from numba import njit
 
 from spikerl.surrogates import Arctan, FastSigmoid, Rectangular, Surrogate
 
-__all__ = ["forward", "backward", "surrogate_code"]
+__all__ = ["forward", "forward_spikes", "backward", "surrogate_code"]
 
 # p layout (tensor dtype): lambda, alpha, V_th, 1, 0, surrogate c1, surrogate c2
 _RECT, _ARCTAN, _FAST = 0, 1, 2
@@ -54,6 +54,31 @@ def _forward(x, h, s, p, hard, clif):  # pragma: no cover - compiled
             hi = u[i] * lam + inp
             fired = hi > thr
             ht[i] = hi
+            st[i] = one if fired else zero
+            if hard:
+                u[i] = hi - hi if fired else hi
+            else:
+                u[i] = hi - thr if fired else hi
+
+
+@njit(cache=True)
+def _forward_spikes(x, s, p, hard, clif):  # pragma: no cover - compiled
+    """``_forward`` without storing h (inference: nothing is saved for a backward pass). ``x`` has T
+    rows, or one row: a constant input current for every step."""
+    T, M = s.shape
+    lam, alpha, thr, one, zero = p[0], p[1], p[2], p[3], p[4]
+    u = np.zeros_like(s[0])
+    c = np.zeros_like(s[0])
+    const = x.shape[0] == 1
+    for t in range(T):
+        xt, st = x[0 if const else t], s[t]
+        for i in range(M):
+            inp = xt[i]
+            if clif:
+                inp = c[i] * alpha + inp
+                c[i] = inp
+            hi = u[i] * lam + inp
+            fired = hi > thr
             st[i] = one if fired else zero
             if hard:
                 u[i] = hi - hi if fired else hi
@@ -134,6 +159,12 @@ def forward(x: np.ndarray, h: np.ndarray, s: np.ndarray, lam: float, alpha: floa
             hard: bool) -> None:
     """Fill ``h`` and ``s`` (``[T, M]``, C-contiguous, dtype of x) from the input currents ``x``."""
     _forward(x, h, s, _params(x.dtype, lam, alpha, thr), hard, alpha is not None)
+
+
+def forward_spikes(x: np.ndarray, s: np.ndarray, lam: float, alpha: float | None, thr: float, hard: bool) -> None:
+    """Fill only the spikes ``s`` (``[T, M]``) from the input currents ``x`` (``[T, M]``, or ``[1, M]``: the
+    same current at every step); C-contiguous, dtype of s. The same spikes as ``forward``."""
+    _forward_spikes(x, s, _params(s.dtype, lam, alpha, thr), hard, alpha is not None)
 
 
 def backward(gs: np.ndarray, h: np.ndarray, s: np.ndarray, gx: np.ndarray, sg_pre: np.ndarray | None,
