@@ -143,7 +143,7 @@ def mlp_from_state_dict(path: Path) -> torch.nn.Sequential:
 
 
 def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: str, log,
-              fire: str = "gt") -> dict[str, Any] | None:
+              conv: dict[str, Any]) -> dict[str, Any] | None:
     """A spikerl ANN run directory (td3-ann / sac-ann)."""
     from spikerl.agents.policies import spiking_network
 
@@ -159,11 +159,11 @@ def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: s
             "train_steps": int(getattr(model, "num_timesteps", 0))}
     low, high = np.asarray(model.action_space.low), np.asarray(model.action_space.high)
     return bench_actor(info, model, mlp_from_actor(model.actor).eval(), dict(cfg.get("env_kwargs") or {}), low,
-                       high, ts, alphas, episodes, calib_steps, backend, log, fire)
+                       high, ts, alphas, episodes, calib_steps, backend, log, conv)
 
 
 def bench_state_dict(path: Path, env_id: str, ts, alphas, episodes: int, calib_steps: int, backend: str, log,
-                     fire: str = "gt", seed: int = 0) -> dict[str, Any]:
+                     conv: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     """An actor saved as a PyTorch state_dict (no spikerl classes), evaluated on ``env_id``."""
     from spikerl.envs import make_single_env
 
@@ -174,12 +174,12 @@ def bench_state_dict(path: Path, env_id: str, ts, alphas, episodes: int, calib_s
     info = {"run": str(path), "env": env_id, "algo": "td3", "seed": seed, "model": f"state_dict {path.name}",
             "train_steps": None}
     return bench_actor(info, MLPAgent(mlp, low, high), mlp, {}, low, high, ts, alphas, episodes, calib_steps,
-                       backend, log, fire)
+                       backend, log, conv)
 
 
 def bench_actor(info: dict[str, Any], ann_agent: Any, mlp: torch.nn.Module, kwargs: dict[str, Any],
                 low: np.ndarray, high: np.ndarray, ts, alphas, episodes: int, calib_steps: int, backend: str, log,
-                fire: str) -> dict[str, Any]:
+                conv: dict[str, Any]) -> dict[str, Any]:
     """ANN vs converted SNN (every T, without carry and with CRPI for every alpha) on the same episodes."""
     env_id, seed = info["env"], int(info["seed"])
     eval_seed = seed + EVAL_SEED_OFFSET
@@ -190,8 +190,8 @@ def bench_actor(info: dict[str, Any], ann_agent: Any, mlp: torch.nn.Module, kwar
     rows = []
     for T in ts:
         for alpha in (None, *alphas):
-            spec = ConversionSpec(T=T, method="max", granularity="neuron", fire=fire,
-                                  carry=None if alpha is None else "crpi", alpha=0.5 if alpha is None else alpha)
+            spec = ConversionSpec(T=T, granularity="neuron", carry=None if alpha is None else "crpi",
+                                  alpha=0.5 if alpha is None else alpha, **conv)
             snn = convert_actor(mlp, states, spec)
             agent = NumbaAgent(snn, mlp, low, high) if backend == "numba" else TorchAgent(snn, low, high)
             probe = ErrorProbe(agent, mlp)
@@ -210,15 +210,26 @@ def bench_actor(info: dict[str, Any], ann_agent: Any, mlp: torch.nn.Module, kwar
             "snn": rows, "wall_time_s": time.perf_counter() - t0}
 
 
+def _conversion_line(cfg: dict[str, Any]) -> str:
+    method = cfg.get("method", "max")
+    calib = (f"per-neuron thresholds from {cfg['calib_steps']} steps of deterministic rollouts of the ANN itself "
+             "(env seed + 200)")
+    crpi = ("CRPI: carry c = clip(alpha max(R, -theta N), -theta/2, theta/2) of the residual R, reset at every "
+            "episode start")
+    if method == "dcgs":
+        return (f"Conversion: method dcgs (DCGS differential coding, {cfg.get('neuron', 'mth-diff')} neurons), "
+                f"{calib}; the observation is sent once (differential coding), the decoded rate enters the float "
+                f"tanh head. {crpi}; N = the output emitted in units of theta (spikerl's extension of CRPI to "
+                "differential coding).")
+    return (f"Conversion: method {method}, {calib}, IF neurons (fire {cfg.get('fire', 'gt')}) with v0 = theta/2 and "
+            f"soft reset, analog input current, mean-over-T readout into the float tanh head. {crpi}.")
+
+
 def write_md(path: Path, data: dict[str, Any]) -> None:
     cfg = data["config"]
     lines = ["# ANN-to-SNN conversion of control actors: ANN vs converted SNN returns", "",
              f"Produced by `scripts/bench_convert_control.py` on {data['created']} ({data['machine']}).",
-             f"Conversion: method max, per-neuron thresholds from {cfg['calib_steps']} steps of deterministic "
-             f"rollouts of the ANN itself (env seed + 200), IF neurons (fire {cfg.get('fire', 'gt')}) with v0 = "
-             "theta/2 and soft reset, "
-             "analog input current, mean-over-T readout into the float tanh head. CRPI: carry "
-             "c = clip(alpha max(R, -theta N), -theta/2, theta/2) of the residual R, reset at every episode start.",
+             _conversion_line(cfg),
              f"Evaluation: {cfg['episodes']} deterministic episodes per policy, env seed = run seed + 100, the same "
              f"episodes for the ANN and every SNN; SNN backend: {cfg['backend']}.", ""]
     if cfg.get("note"):
@@ -271,12 +282,22 @@ def main() -> None:
     ap.add_argument("--backend", choices=("numba", "torch"), default="numba")
     ap.add_argument("--fire", choices=("ge", "gt"), default="gt", help="spike on m > theta (gt, the CRPI code) "
                     "or m >= theta (ge)")
+    ap.add_argument("--method", default="max", help="conversion method (a ConversionSpec method: max, "
+                    "percentile:<p>, dcgs, ...); CRPI applies to max/percentile/qcfs/opi (IF) and dcgs")
     ap.add_argument("--note", default="", help="a line added to the markdown (e.g. about short training)")
     ap.add_argument("--out", default="benchmarks")
     ap.add_argument("--name", default="convert_control", help="file stem: OUT/NAME.json and OUT/NAME.md")
     ap.add_argument("--merge", action="store_true", help="keep the results already in OUT/NAME.json for other "
                     "(run, env) pairs and add these (the header records this invocation's settings)")
     args = ap.parse_args()
+    conv = {"method": args.method, "fire": args.fire}
+    try:
+        spec = ConversionSpec(T=8, granularity="neuron", **conv)
+    except ValueError as err:
+        raise SystemExit(f"--method {args.method!r}: {err}") from None
+    if args.backend == "numba" and spec.resolved()["coding"] != "rate":
+        raise SystemExit(f"--method {args.method}: the Numba runtime runs rate-coded IF conversions only; "
+                         "use --backend torch for differential coding (dcgs)")
     torch.set_num_threads(1)
     runs = find_runs(args.paths)
     if not runs and not args.actor:
@@ -290,16 +311,16 @@ def main() -> None:
                              "e.g. --actor TD3_Hopper-v4_actor=Hopper-v4,Hopper-v5")
         for env_id in envs.split(","):
             results.append(bench_state_dict(Path(path), env_id, args.T, args.alphas, args.episodes,
-                                            args.calib_steps, args.backend, log, args.fire))
+                                            args.calib_steps, args.backend, log, conv))
     for run in runs:
-        r = bench_run(run, args.T, args.alphas, args.episodes, args.calib_steps, args.backend, log, args.fire)
+        r = bench_run(run, args.T, args.alphas, args.episodes, args.calib_steps, args.backend, log, conv)
         if r is not None:
             results.append(r)
     data = {"created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.machine()}, {platform.python_version()}, torch {torch.__version__}",
             "config": {"T": args.T, "alphas": args.alphas, "episodes": args.episodes,
-                       "calib_steps": args.calib_steps, "backend": args.backend, "method": "max",
-                       "fire": args.fire,
+                       "calib_steps": args.calib_steps, "backend": args.backend, "method": args.method,
+                       "neuron": spec.resolved()["neuron"], "fire": args.fire,
                        "granularity": "neuron", "note": args.note},
             "results": results}
     out = Path(args.out)

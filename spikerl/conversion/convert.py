@@ -37,6 +37,7 @@ from spikerl.conversion.neurons import FIRE_MODES
 
 METHODS = ("max", "percentile:<p>", "qcfs", "opi", "srp", "cos", "parallel", "dcgs")
 NEURONS = ("if", "parallel", "if-diff", "mth-diff")
+CRPI_NEURONS = ("if", "if-diff", "mth-diff")
 _PRESETS: dict[str, dict[str, Any]] = {
     "max": {"threshold": "max", "neuron": "if"},
     "percentile": {"neuron": "if"},
@@ -64,7 +65,9 @@ class ConversionSpec:
         v0: initial potential as a fraction of theta (default 0.5; 0 for ``mth-diff``).
         fire: ``ge`` (spike when m >= theta) or ``gt`` (m > theta, as the CRPI code).
         readout: ``mean`` (time-average the input of the readout layers).
-        carry: None, or ``crpi`` to carry the residual potential across calls (sequential ``if`` only).
+        carry: None, or ``crpi`` to carry the residual potential across calls (sequential ``if``, or the
+            differential-coding ``if-diff`` / ``mth-diff``: spikerl's extension of CRPI, with the output
+            emitted in units of theta as N).
         alpha: CRPI scale in [0, 1]; 0 equals plain conversion.
         presim_steps: SRP tau / COS rho pre-simulation steps (added to the latency).
         levels: thresholds theta/2^i of the multi-threshold neuron (``mth-diff``).
@@ -117,9 +120,10 @@ class ConversionSpec:
         if int(self.levels) != self.levels or self.levels < 1:
             raise ValueError(f"ConversionSpec: levels must be a positive integer, got {self.levels!r}")
         r = self.resolved()
-        if self.carry == "crpi" and (r["neuron"] != "if" or r["presim"] is not None):
+        if self.carry == "crpi" and (r["neuron"] not in CRPI_NEURONS or r["presim"] is not None):
             raise ValueError("ConversionSpec: carry='crpi' needs the sequential 'if' neuron without pre-simulation "
-                             f"(method max/percentile/qcfs/opi), got method {self.method!r}, neuron {r['neuron']!r}")
+                             "(method max/percentile/qcfs/opi) or a differential-coding neuron (method dcgs, neuron "
+                             f"if-diff/mth-diff), got method {self.method!r}, neuron {r['neuron']!r}")
         if r["presim"] is not None and r["neuron"] != "if":
             raise ValueError(f"ConversionSpec: method {self.method!r} needs neuron 'if', got {r['neuron']!r}")
 

@@ -278,20 +278,19 @@ class SpikingModel(nn.Module):
         if s["coding"] == "diff":
             x_seq = (self._to_seq(value, steps) if static else value.data)
             x_seq = x_seq.view(steps, -1, *x_seq.shape[1:])
-            out, v_end, events = diff_forward(x_seq, theta, s["v0"], s["levels"], s["signed"])
+            v_start = self._start_potential(name, theta, x_seq[0])
+            out, v_end, events = diff_forward(x_seq, theta, s["v0"], s["levels"], s["signed"], v_start)
+            if s["carry"] == "crpi":
+                # the output emitted, in units of theta, bounds a negative carry as theta N does for IF
+                emitted = out[1:].abs().sum(0) / theta
+                self._carry[name] = crpi_next_carry(v_end - v_start, emitted, theta, s["alpha"])
             if trace is not None:
                 trace.spike_counts[name] = events
                 trace.v_final[name] = v_end
-                trace.v_start[name] = s["v0"] * theta + torch.zeros_like(v_end)
+                trace.v_start[name] = v_start
             return _Seq(out.reshape(-1, *out.shape[2:]), steps)
         x_seq = value.unsqueeze(0).expand(steps, *value.shape) if static else value.seq()
-        v_start = s["v0"] * theta + torch.zeros_like(x_seq[0])
-        carry = self._carry[name]
-        if s["carry"] == "crpi" and carry is not None:
-            if carry.shape != v_start.shape:
-                raise ValueError(f"CRPI carry of site {name!r} has shape {tuple(carry.shape)} but this input gives "
-                                 f"{tuple(v_start.shape)}; call reset() when the batch size changes")
-            v_start = v_start + carry
+        v_start = self._start_potential(name, theta, x_seq[0])
         if s["neuron"] == "parallel":
             total = steps * value if static else None
             spikes, v_end = parallel_forward(x_seq, theta, v_start, steps, s["fire"], total=total)
@@ -313,6 +312,17 @@ class SpikingModel(nn.Module):
             trace.v_start[name] = v_start
         out = spikes * theta
         return _Seq(out.reshape(steps * out.shape[1], *out.shape[2:]), steps)
+
+    def _start_potential(self, name: str, theta: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """v0 theta, plus the site's CRPI carry from the previous call when there is one."""
+        v_start = self.settings["v0"] * theta + torch.zeros_like(like)
+        carry = self._carry[name]
+        if self.settings["carry"] == "crpi" and carry is not None:
+            if carry.shape != v_start.shape:
+                raise ValueError(f"CRPI carry of site {name!r} has shape {tuple(carry.shape)} but this input gives "
+                                 f"{tuple(v_start.shape)}; call reset() when the batch size changes")
+            v_start = v_start + carry
+        return v_start
 
 
 def _fetch(gm: nn.Module, target: str) -> Any:

@@ -13,7 +13,8 @@ Charge conservation holds for every neuron here: sum_t out_t = v_0 + sum_t x_t -
 * :func:`parallel_forward` Parallel conversion (Hao et al., ICML 2025): fires at step t iff
   sum_s x_s + v0 >= t theta, so the first N steps fire, N = clip(floor((sum x + v0)/theta), 0, T).
 * :func:`cos_initial_potential` the COS offset-spike shift of v0 (Hao et al., ICLR 2023).
-* :func:`diff_forward` DCGS differential-coding IF and multi-threshold neurons (Huang et al., ICML 2025).
+* :func:`diff_forward` DCGS differential-coding IF and multi-threshold neurons (Huang et al., ICML 2025),
+  optionally from a carried start potential (CRPI on differential coding, spikerl's extension).
 * :func:`ecm_rate` / :func:`ecm_diff` expectation compensation (ECMT, Huang et al. 2024): a unit whose
   decoded output after t steps is exactly f(decoded inputs after t steps), for any f.
 """
@@ -92,7 +93,7 @@ def mt_levels(theta: torch.Tensor, levels: int) -> list[torch.Tensor]:
 
 
 def diff_forward(x_seq: torch.Tensor, theta: torch.Tensor, v0_frac: float, levels: int = 1,
-                 signed: bool = True):
+                 signed: bool = True, v_start: torch.Tensor | None = None):
     """Differential-coding neuron (DCGS ``IF_diff`` for ``levels=1``, ``MTH_diff`` for ``levels>1``).
 
     ``x_seq[T+1, B, ...]``: step 0 carries only the bias level x_0; steps t = 1..T carry messages whose
@@ -106,10 +107,10 @@ def diff_forward(x_seq: torch.Tensor, theta: torch.Tensor, v0_frac: float, level
 
     Invariant: t (r_in,t - r_out,t) = v_t - v_0. Returns ``(out[T+1, B, ...], v_T, events[B, ...])``
     where out_0 = 0 and out_t = spike_t (the output messages), events counts non-zero spikes.
+    ``v_start`` (absolute potential ``[B, ...]``, e.g. theta v0_frac plus a CRPI carry) overrides v_0.
     """
     x0 = x_seq[0]
-    v0 = v0_frac * theta + torch.zeros_like(x0)
-    v = v0
+    v = v0_frac * theta + torch.zeros_like(x0) if v_start is None else v_start
     r_in = x0
     r_out = torch.zeros_like(x0)
     pow2 = torch.tensor([2.0 ** i for i in range(levels)], dtype=x0.dtype, device=x0.device)

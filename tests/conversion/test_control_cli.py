@@ -112,7 +112,7 @@ def test_convert_errors(ann_run, tmp_path, capsys) -> None:
     code, _out, err = _cli(capsys, "convert", str(tmp_path / "missing"))
     assert code == 2 and "does not exist" in err
     code, _out, err = _cli(capsys, "convert", str(ann_run), "--method", "srp", "--carry", "crpi")
-    assert code == 2 and "carry='crpi' needs the sequential 'if' neuron" in err
+    assert code == 2 and "carry='crpi' needs the sequential 'if' neuron" in err and "dcgs" in err
     code, _out, err = _cli(capsys, "convert", str(ann_run), "--set", "alpha=0.3")
     assert code == 2 and "use --alpha" in err
     snn_run = tmp_path / "snn"

@@ -207,3 +207,51 @@ def test_gauss_iter_calibration_uses_preactivation_moments():
     obs = _states(100, seed=23)
     err = float((snn(obs) - net(obs)).abs().mean())
     assert err < 0.05
+
+
+@pytest.mark.parametrize("neuron", ["if-diff", "mth-diff"])
+def test_crpi_on_differential_coding_rule_reset_and_alpha_zero(neuron):
+    """CRPI on DCGS neurons (spikerl's extension): v0 = v0 theta + c, c' = clip(alpha max(R, -|out|), +-theta/2)
+    with R = v_T - v_0 and |out| the output emitted; alpha = 0 is plain DCGS; reset(mask) per batch index."""
+    net, x = _mlp(seed=21), _states(seed=22)
+    obs_seq = [0.3 * _states(4, seed=30 + k) for k in range(6)]
+    spec = dict(T=8, method="dcgs", neuron=neuron, granularity="neuron")
+    plain = convert(net, ConversionSpec(**spec), calib_data=x)
+    crpi0 = convert(net, ConversionSpec(**spec, carry="crpi", alpha=0.0), calib_data=x)
+    crpi = convert(net, ConversionSpec(**spec, carry="crpi", alpha=1.0), calib_data=x)
+    changed = False
+    for o in obs_seq:
+        assert torch.equal(crpi0(o), plain(o))
+        previous = {s: c for s, c in crpi.carry.items()}
+        trace = crpi.run(o)
+        changed |= not torch.equal(trace.output, plain(o))
+        for site, theta in crpi.thresholds.items():
+            v0 = trace.v_start[site]
+            expected_v0 = crpi.settings["v0"] * theta + (0 if previous[site] is None else previous[site])
+            assert torch.equal(v0, expected_v0 + torch.zeros_like(v0))
+            carry = crpi.carry[site]
+            assert bool((carry.abs() <= theta / 2).all())
+            assert bool((carry >= -(trace.v_final[site] - v0).abs()).all())
+    assert changed  # the carry changes decisions
+    assert any(bool((c != 0).any()) for c in crpi.carry.values())
+    before = {s: c.clone() for s, c in crpi.carry.items()}
+    crpi.reset(mask=np.array([False, True, False, True]))
+    for s, c in crpi.carry.items():
+        assert torch.equal(c[[1, 3]], torch.zeros_like(c[[1, 3]])) and torch.equal(c[[0, 2]], before[s][[0, 2]])
+    crpi.reset()
+    assert torch.equal(crpi(obs_seq[0]), plain(obs_seq[0]))  # a full reset starts like the stateless model
+
+
+def test_crpi_on_differential_coding_cancels_the_repeated_error():
+    """For a repeated observation the time-averaged action of consecutive decisions is closer to the ANN's
+    with the carry (the residual of one decision is paid out in the next) than without."""
+    net, x = _mlp(seed=23, hidden=64), _states(seed=24)
+    obs = 0.5 * _states(16, seed=25)
+    ann = net(obs)
+    spec = dict(T=4, method="dcgs", neuron="if-diff", granularity="neuron")
+    plain = convert(net, ConversionSpec(**spec), calib_data=x)
+    crpi = convert(net, ConversionSpec(**spec, carry="crpi", alpha=1.0), calib_data=x)
+    k = 16
+    err_plain = (plain(obs) - ann).abs().mean()  # every decision makes the same error
+    err_crpi = (torch.stack([crpi(obs) for _ in range(k)]).mean(0) - ann).abs().mean()
+    assert err_crpi < 0.5 * err_plain, (float(err_crpi), float(err_plain))
