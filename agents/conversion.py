@@ -24,9 +24,11 @@ import numpy as np
 import torch
 from spikerl.agents.evaluation_hooks import run_episodes
 from spikerl.agents.training import EVAL_SEED_OFFSET, RunError, _write_json, load_run_model
+from torch import nn
 
 from spikerl.conversion import ConversionSpec, SpikingModel, convert_actor
 from spikerl.conversion.saved import load_converted, mlp_from_actor, save_converted
+from spikerl.energy import EnergyReport, count_energy
 
 #: calibration rollouts use the run's seed + CALIB_SEED_OFFSET (evaluation uses seed + 100)
 CALIB_SEED_OFFSET = 200
@@ -101,18 +103,45 @@ class ConvertedAgent:
     ``evaluate_policy`` passes ``episode_start`` (true for every env at the first call and after each
     ``done``); the CRPI carry of exactly those env indices is reset before acting."""
 
-    def __init__(self, snn: SpikingModel, low: np.ndarray, high: np.ndarray) -> None:
+    def __init__(self, snn: SpikingModel, low: np.ndarray, high: np.ndarray, count: bool = False) -> None:
         self.snn = snn
         self.low = np.asarray(low, dtype=np.float32)
         self.high = np.asarray(high, dtype=np.float32)
+        #: with ``count``: per site, the spike counts ``[B, n]`` of every decision taken
+        self.counts: dict[str, list[np.ndarray]] | None = {} if count else None
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: np.ndarray | None = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:
         if episode_start is not None and self.snn.settings["carry"] is not None:
             self.snn.reset(mask=np.asarray(episode_start, dtype=bool))
-        with torch.no_grad():
-            a = self.snn(torch.as_tensor(np.asarray(observation))).cpu().numpy().astype(np.float32)
+        obs = torch.as_tensor(np.asarray(observation))
+        if self.counts is None:
+            a = self.snn(obs)
+        else:
+            trace = self.snn.run(obs, anytime=False)
+            a = trace.output
+            for site, c in trace.spike_counts.items():
+                self.counts.setdefault(site, []).append(c.reshape(c.shape[0], -1).cpu().numpy())
+        a = a.cpu().numpy().astype(np.float32)
         return self.low + (0.5 * (a + 1.0)) * (self.high - self.low), None
+
+    def energy(self, model: str = "paper") -> EnergyReport:
+        """Energy per decision (``spikerl.energy.count_energy``) from the spike counts of the decisions taken.
+
+        SOPs: every spike (event) of hidden site l reaches the n_{l+1} neurons of the next spiking layer;
+        MACs: the analog observation into the first layer (every step for rate coding, once for differential
+        coding, which sends the input once) and the floating-point readout head."""
+        if not self.counts:
+            raise ValueError("energy(): no decisions were counted; build the agent with count=True and act first")
+        linears = [m for m in self.snn.gm.modules() if isinstance(m, nn.Linear)]
+        sites = self.snn.site_names
+        if len(linears) != len(sites) + 1:
+            raise ValueError(f"energy(): expected an MLP with {len(sites) + 1} Linear layers for {len(sites)} "
+                             f"spiking sites, found {len(linears)} (only MLP actors are counted)")
+        counts = {s: np.concatenate(self.counts[s]) for s in sites}
+        steps_in = 1 if self.snn.settings["coding"] == "diff" else self.snn.T
+        macs = steps_in * linears[0].in_features * linears[0].out_features + linears[-1].weight.numel()
+        return count_energy(counts, sites[:-1], [lin.out_features for lin in linears[1:-1]], self.snn.T, macs, model)
 
 
 def evaluate_agent(agent: Any, env_id: str, env_kwargs: dict[str, Any], seed: int, episodes: int,
@@ -123,10 +152,10 @@ def evaluate_agent(agent: Any, env_id: str, env_kwargs: dict[str, Any], seed: in
     return run_episodes(agent, make_env(env_id, seed=int(seed), n_envs=1, **env_kwargs), episodes, True, on_episode)
 
 
-def load_agent(path: str | os.PathLike[str]) -> tuple[ConvertedAgent, dict[str, Any]]:
+def load_agent(path: str | os.PathLike[str], count: bool = False) -> tuple[ConvertedAgent, dict[str, Any]]:
     snn, _mlp, meta = load_converted(path)
     space = meta["action_space"]
-    return ConvertedAgent(snn, np.array(space["low"]), np.array(space["high"])), meta
+    return ConvertedAgent(snn, np.array(space["low"]), np.array(space["high"]), count=count), meta
 
 
 def evaluate_converted(path: str | os.PathLike[str], episodes: int = 10, seed: int | None = None,
@@ -135,11 +164,15 @@ def evaluate_converted(path: str | os.PathLike[str], episodes: int = 10, seed: i
     """Evaluate a converted-policy directory (seed defaults to the run's seed + 100); writes
     ``evaluation.json`` there when ``write``."""
     path = Path(path)
-    agent, meta = load_agent(path)
+    agent, meta = load_agent(path, count=True)
     env = meta["env"]
     seed = int(env["seed"]) + EVAL_SEED_OFFSET if seed is None else int(seed)
     t0 = time.perf_counter()
     returns, lengths = evaluate_agent(agent, env["id"], env.get("kwargs") or {}, seed, episodes, on_episode)
+    try:
+        energy = {"energy_model": "paper", **agent.energy().to_dict()}
+    except ValueError:  # not an MLP actor: no energy figure
+        energy = None
     result = {
         "env": env["id"], "model": f"converted {meta['spec']['method']} T={meta['spec']['T']} "
         f"carry={meta['spec']['carry']} alpha={meta['spec']['alpha']}", "episodes": int(episodes),
@@ -147,6 +180,8 @@ def evaluate_converted(path: str | os.PathLike[str], episodes: int = 10, seed: i
         "std_return": float(np.std(returns)), "returns": returns, "lengths": lengths,
         "wall_time_s": time.perf_counter() - t0,
     }
+    if energy is not None:
+        result["energy"] = energy
     if write:
         _write_json(path / "evaluation.json", result)
     return result

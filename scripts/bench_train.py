@@ -107,12 +107,27 @@ PROFILE_GROUPS = (("GEMM (addmm, mm)", ("aten::addmm", "aten::mm")),
                   ("Adam", ("adam",)), ("copies (bias broadcast, dtype)", ("aten::copy_", "aten::_to_copy")))
 
 
-def profile_train(model: Any, steps: int, out: Path) -> tuple[str, dict[str, float]]:
-    """torch.profiler over ``steps`` train steps: the op table and self-CPU shares per group."""
+def gemm_shapes(prof: Any, steps: int) -> list[dict[str, Any]]:
+    """Per GEMM shape (M, K, N) of addmm/mm: calls and ms per train step and the GFLOP/s achieved."""
+    rows = []
+    for e in prof.key_averages(group_by_input_shape=True):
+        if e.key not in ("aten::addmm", "aten::mm") or not e.self_cpu_time_total:
+            continue
+        a, b = (e.input_shapes[1], e.input_shapes[2]) if e.key == "aten::addmm" else e.input_shapes[:2]
+        (m, k), n = a, b[1]
+        seconds = e.self_cpu_time_total / 1e6
+        rows.append({"op": e.key.removeprefix("aten::"), "mkn": [m, k, n], "calls_per_step": e.count / steps,
+                     "ms_per_step": round(seconds * 1e3 / steps, 3),
+                     "gflops": round(2 * m * k * n * e.count / seconds / 1e9, 1)})
+    return sorted(rows, key=lambda r: -r["ms_per_step"])
+
+
+def profile_train(model: Any, steps: int, out: Path) -> tuple[str, dict[str, float], list[dict[str, Any]]]:
+    """torch.profiler over ``steps`` train steps: the op table, self-CPU shares per group, GEMMs by shape."""
     from torch.profiler import ProfilerActivity, profile
 
     model.train(gradient_steps=2, batch_size=model.batch_size)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         model.train(gradient_steps=steps, batch_size=model.batch_size)
     averages = prof.key_averages()
     table = averages.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=40)
@@ -123,7 +138,7 @@ def profile_train(model: Any, steps: int, out: Path) -> tuple[str, dict[str, flo
         group = next((name for name, keys in PROFILE_GROUPS
                       if any(k in event.key or k in event.key.lower() for k in keys)), None)
         shares[group or "other (elementwise, autograd, Python)"] += event.self_cpu_time_total / total
-    return table, {k: round(v, 3) for k, v in shares.items()}
+    return table, {k: round(v, 3) for k, v in shares.items()}, gemm_shapes(prof, steps)
 
 
 KINDS = {"pt_lif": "(a) ProxyTD3 SNNPolicy LIF T=5, proxy 512-512, K=3",
@@ -186,6 +201,13 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"## Where (a)'s train() time goes (torch.profiler, {prof['train_steps']} steps, "
                   f"{prof['torch_threads']} thread(s), self CPU time)", "", "| part | share |", "|---|---|"]
         lines += [f"| {k} | {100 * v:.1f}% |" for k, v in prof["self_cpu_share"].items()]
+        gemms = prof.get("gemm_shapes", [])
+        if gemms:
+            total_ms = sum(g["ms_per_step"] for g in gemms)
+            lines += ["", f"GEMMs by shape (M x K -> N; {total_ms:.1f} ms per train step in all):", "",
+                      "| op | M, K, N | calls/step | ms/step | GFLOP/s |", "|---|---|---|---|---|"]
+            lines += [f"| {g['op']} | {', '.join(map(str, g['mkn']))} | {g['calls_per_step']:g} | "
+                      f"{g['ms_per_step']:.2f} | {g['gflops']:.0f} |" for g in gemms[:15]]
         lines.append("")
     return "\n".join(lines)
 
@@ -200,7 +222,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()],
                         help="torch thread counts to measure, one after the other (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--profile", action="store_true", help="also profile 20 train steps of (a)")
+    parser.add_argument("--profile", action="store_true", help="also profile 40 train steps of (a)")
     parser.add_argument("--no-keep-freed-memory", dest="keep_freed", action="store_false",
                         help="leave glibc's malloc thresholds alone (default: spikerl.agents.cpu.keep_freed_memory)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
@@ -229,9 +251,10 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     if args.profile:
-        table, shares = profile_train(models["pt_lif"], 20, args.out / "train_profile.txt")
-        report["profile"] = {"file": "benchmarks/train_profile.txt", "model": "pt_lif", "train_steps": 20,
-                             "torch_threads": torch.get_num_threads(), "self_cpu_share": shares}
+        table, shares, gemms = profile_train(models["pt_lif"], 40, args.out / "train_profile.txt")
+        report["profile"] = {"file": "benchmarks/train_profile.txt", "model": "pt_lif", "train_steps": 40,
+                             "torch_threads": torch.get_num_threads(), "self_cpu_share": shares,
+                             "gemm_shapes": gemms}
         print(table)
     (args.out / "train.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)

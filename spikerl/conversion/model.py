@@ -140,16 +140,17 @@ class SpikingModel(nn.Module):
         return self.run(x, record=False).output
 
     @torch.no_grad()
-    def run(self, x: torch.Tensor, record: bool = True) -> Trace:
-        """Simulate and return a :class:`Trace` (output, anytime step outputs, counts, potentials)."""
+    def run(self, x: torch.Tensor, record: bool = True, anytime: bool = True) -> Trace:
+        """Simulate and return a :class:`Trace` (output, anytime step outputs, counts, potentials);
+        ``anytime=False`` skips the T extra readout passes of ``step_outputs`` (left None)."""
         x = self._as_input(x)
         try:
-            return self._run(x, record)
+            return self._run(x, record, anytime)
         except RuntimeError as exc:
             raise ValueError(f"SpikingModel: the converted network failed on an input of shape {tuple(x.shape)} "
                              f"(does it match what the ANN expects, with a batch dimension?): {exc}") from exc
 
-    def _run(self, x: torch.Tensor, record: bool) -> Trace:
+    def _run(self, x: torch.Tensor, record: bool, anytime: bool = True) -> Trace:
         trace = Trace(output=None, step_outputs=None, latency=self.latency,
                       thresholds=self.thresholds if record else {})
         s = self.settings
@@ -163,7 +164,7 @@ class SpikingModel(nn.Module):
             steps = self.T + 1 if s["coding"] == "diff" else self.T
             env = self._execute(x, steps, "run", masks, trace if record else None)
         trace.output = self._readout_pass(env, self.T)
-        if record and isinstance(trace.output, torch.Tensor):
+        if record and anytime and isinstance(trace.output, torch.Tensor):
             trace.step_outputs = torch.stack([self._readout_pass(env, t) for t in range(1, self.T + 1)])
         return trace
 

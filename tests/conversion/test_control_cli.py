@@ -64,6 +64,9 @@ def test_convert_evaluate_export_and_runtime_round_trip(ann_run, capsys) -> None
     assert code == 0, err
     result = json.loads((conv / "evaluation.json").read_text())
     assert result["episodes"] == 2 and len(result["returns"]) == 2 and "carry=crpi" in result["model"]
+    energy = result["energy"]  # from the spike counts of every decision taken
+    assert energy["sops"] > 0 and energy["energy_nj"] > 0 and 0 < energy["firing_rate"] < 1
+    assert "energy per decision" in out and "SOPs" in out
 
     code, out, err = _cli(capsys, "export", str(conv), "--format", "bundle")
     assert code == 0, err

@@ -194,3 +194,30 @@ def test_converted_crpi_bundle_runs_where_torch_cannot_be_imported(tmp_path) -> 
     np.testing.assert_allclose(np.array(out["acts"]), np.stack(ref), rtol=0, atol=1e-12)
     assert np.abs(ref[1] - ref[0]).max() > 0  # the carry made the decisions differ
     np.testing.assert_array_equal(np.array(out["acts"][3]), np.array(out["acts"][0]))  # reset: a fresh start
+
+
+@pytest.mark.parametrize("carry", [None, "crpi"])
+def test_converted_agent_energy_equals_the_bundle_energy(tmp_path, carry) -> None:
+    """The energy that ``spikerl evaluate CONVERTED_DIR`` reports (torch spike counts of every decision) equals
+    the runtime's figure for the same decisions (float64: identical counts), and the SOPs follow the counts."""
+    from spikerl.agents.conversion import ConvertedAgent
+
+    mlp = _mlp()
+    spec = ConversionSpec(T=16, method="max", carry=carry, alpha=0.5, fire="gt", granularity="neuron")
+    snn = convert(mlp, spec, calib_data=_states(400, 0))
+    policy = load_policy(export_policy(converted_policy_spec(snn, mlp), tmp_path / "b", "bundle"), dtype=np.float64)
+    agent = ConvertedAgent(snn, -np.ones(3), np.ones(3), count=True)
+    runtime_counts: dict[str, list[np.ndarray]] = {}
+    for k in range(4):  # consecutive decisions of 5 envs
+        o = _states(5, 20 + k)
+        agent.predict(o.numpy())
+        _, counts = policy.act_and_count(o.numpy())
+        for name, c in counts.items():
+            runtime_counts.setdefault(name, []).append(c)
+    mine = agent.energy()
+    theirs = policy.energy({n: np.concatenate(c) for n, c in runtime_counts.items()})
+    assert mine.sops == pytest.approx(theirs.sops, rel=1e-12) and mine.sops > 0
+    assert mine.macs == theirs.macs == 16 * 6 * 24 + 20 * 3
+    assert mine.energy_j == pytest.approx(theirs.energy_j, rel=1e-12)
+    hidden0 = np.concatenate(agent.counts[snn.site_names[0]])
+    assert mine.per_layer_sops[snn.site_names[0]] == pytest.approx(hidden0.sum(1).mean() * 20)
