@@ -15,8 +15,9 @@ evaluation: 10 episodes at seed + 100). Writes benchmarks/convert_control.{json,
 not redistributed here: no license file), with env seed 0 (calibration seed 200, evaluation seed 100).
 
 ``--backend numba`` (default) runs the converted SNNs with the torch-free runtime kernel (float32; the same
-policy as the torch ``SpikingModel``, tests/conversion/test_control_runtime.py checks the round trip), which
-is ~50x faster per decision; ``torch`` runs ``SpikingModel`` itself.
+policy as the torch ``SpikingModel``, tests/conversion/test_control_runtime.py and test_control_runtime_diff.py
+check the round trip, rate-coded IF and differential coding dcgs), which is ~50x faster per decision;
+``torch`` runs ``SpikingModel`` itself (needed for srp, cos, parallel).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from spikerl.agents.conversion import CALIB_SEED_OFFSET, ConvertedAgent, collect
 from spikerl.agents.training import EVAL_SEED_OFFSET, RunError, load_run_model
 
 from spikerl.conversion import ConversionSpec, convert_actor
-from spikerl.conversion.saved import converted_policy_spec, mlp_from_actor
+from spikerl.conversion.saved import converted_policy_spec, mlp_from_actor, runtime_layer_params
 
 TS = (8, 16, 32, 64)
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
@@ -295,9 +296,11 @@ def main() -> None:
         spec = ConversionSpec(T=8, granularity="neuron", **conv)
     except ValueError as err:
         raise SystemExit(f"--method {args.method!r}: {err}") from None
-    if args.backend == "numba" and spec.resolved()["coding"] != "rate":
-        raise SystemExit(f"--method {args.method}: the Numba runtime runs rate-coded IF conversions only; "
-                         "use --backend torch for differential coding (dcgs)")
+    if args.backend == "numba":
+        try:  # the runtime's refusal (methods srp, cos, parallel) before any rollout
+            runtime_layer_params(spec.resolved())
+        except ValueError as err:
+            raise SystemExit(f"--method {args.method}: {err}; use --backend torch") from None
     torch.set_num_threads(1)
     runs = find_runs(args.paths)
     if not runs and not args.actor:

@@ -14,6 +14,7 @@ EPILOG = """examples:
   spikerl convert runs/hopper --method max --T 32
   spikerl convert runs/hopper --method max --T 32 --carry crpi --alpha 0.5
   spikerl convert runs/hopper --method percentile:99.9 --T 16 --granularity layer --set fire=gt v0=0.5
+  spikerl convert runs/hopper --method dcgs --T 32 --carry crpi --alpha 0.5   (differential coding, mth-diff)
 then:
   spikerl evaluate runs/hopper/converted/max-T32-crpi0.5            (CRPI carry reset per env at episode start)
   spikerl export runs/hopper/converted/max-T32-crpi0.5 --format bundle   (torch-free spikerl.runtime)
@@ -34,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train with an ANN preset")
     p.add_argument("--method", default="max", help="conversion method: max, percentile:<p>, qcfs, opi, srp, cos, "
-                   "parallel, dcgs (default: max; the CRPI carry needs max, percentile, qcfs or opi)")
+                   "parallel, dcgs (default: max; the CRPI carry needs max, percentile, qcfs, opi or dcgs; "
+                   "spikerl export --format bundle runs all but srp, cos and parallel)")
     p.add_argument("--T", "-T", dest="T", type=_positive, default=32, metavar="N",
                    help="time steps per decision (default 32)")
     p.add_argument("--carry", choices=("none", "crpi"), default="none",

@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "the deterministic action tanh(mean)).", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train, or a converted "
-                   "policy written by spikerl convert (bundle; onnx without a CRPI carry)")
+                   "policy written by spikerl convert (bundle: methods max, percentile, qcfs, opi, dcgs; onnx: "
+                   "rate-coded, without a CRPI carry)")
     p.add_argument("--format", choices=("bundle", "nir", "onnx"), default="bundle", help="default: bundle")
     p.add_argument("--out", metavar="PATH", help="output path (default: RUN_DIR/bundle, RUN_DIR/policy.nir or "
                    "RUN_DIR/policy.onnx)")

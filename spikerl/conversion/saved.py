@@ -10,8 +10,10 @@ A converted-policy directory (written by ``spikerl convert``) holds::
 ``nn.Sequential`` of ``Linear``/``ReLU``/``Tanh`` (duck-typed: SB3 TD3 ``mu``, SAC ``latent_pi``+``mu``+tanh);
 :func:`load_converted` rebuilds the :class:`SpikingModel` from the saved thresholds (no calibration data).
 :func:`converted_policy_spec` turns a converted MLP into a :class:`~spikerl.runtime.spec.PolicySpec` with
-``if-conv`` layers (per-neuron thresholds, v0, soft reset, graded spikes theta_j) and a linear readout
-``a = tanh(W_r (theta * count / T) + b_r)``, which ``spikerl.runtime`` runs with the CRPI carry.
+``if-conv`` layers (rate coding: per-neuron thresholds, v0, soft reset, graded spikes theta_j; readout
+``a = tanh(W_r (theta * count / T) + b_r)``) or ``diff-conv`` layers (differential coding, DCGS: signed graded
+messages +-theta_j / 2^i over T + 1 steps; readout ``a = tanh(W_r sum_t o_t / t + b_r)``), which
+``spikerl.runtime`` runs, with the CRPI carry.
 """
 
 from __future__ import annotations
@@ -149,17 +151,18 @@ def load_converted(path: str | os.PathLike[str], dtype: torch.dtype | None = Non
 
 
 def converted_policy_spec(snn: SpikingModel, mlp: nn.Sequential, extra: dict[str, Any] | None = None):
-    """The :class:`~spikerl.runtime.spec.PolicySpec` of a converted MLP (``if-conv`` layers, linear readout).
+    """The :class:`~spikerl.runtime.spec.PolicySpec` of a converted MLP (linear readout a = tanh(W_r r + b_r)).
 
-    Needs rate coding with the sequential ``if`` neuron without pre-simulation (methods max, percentile,
-    qcfs, opi; carry None or crpi) and a ``(Linear ReLU)+ Linear Tanh`` MLP."""
+    Rate coding with the sequential ``if`` neuron without pre-simulation (methods max, percentile, qcfs,
+    opi) gives ``if-conv`` layers (r = theta * count / T); differential coding (method dcgs, neurons
+    ``if-diff`` / ``mth-diff``) gives ``diff-conv`` layers (r = sum_t o_t / t over the T + 1 steps). Carry
+    None or crpi; the MLP must be ``(Linear ReLU)+ Linear Tanh``. ValueError for anything else (methods srp,
+    cos, parallel)."""
     from spikerl.runtime.spec import LayerSpec, PolicySpec
 
     s = snn.settings
-    if s["neuron"] != "if" or s["presim"] is not None or s["coding"] != "rate":
-        raise ValueError(f"the torch-free runtime runs converted policies with the sequential 'if' neuron and no "
-                         f"pre-simulation (methods max, percentile:<p>, qcfs, opi); this one uses method "
-                         f"{s['method']!r}, neuron {s['neuron']!r}")
+    params = runtime_layer_params(s)
+    kind = "diff-conv" if s["coding"] == "diff" else "if-conv"
     kinds = [e["type"] for e in describe(mlp)]
     if kinds[-1] != "tanh":
         raise ValueError("the runtime's converted readout is tanh(W r + b); this MLP has no Tanh head")
@@ -171,13 +174,10 @@ def converted_policy_spec(snn: SpikingModel, mlp: nn.Sequential, extra: dict[str
     def arr(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy().copy()
 
-    params: dict[str, Any] = {"v0": s["v0"], "fire": s["fire"], "reset": "soft"}
-    if s["carry"] == "crpi":
-        params["alpha"] = s["alpha"]
     layers = []
     for lin, theta in zip(linears[:-1], thetas, strict=True):
         th = np.broadcast_to(arr(theta).astype(arr(lin.weight).dtype), (lin.out_features,)).copy()
-        layers.append(LayerSpec(arr(lin.weight), arr(lin.bias), "if-conv", dict(params), threshold=th))
+        layers.append(LayerSpec(arr(lin.weight), arr(lin.bias), kind, dict(params), threshold=th))
     head = linears[-1]
     spec = PolicySpec(obs_dim=linears[0].in_features, act_dim=head.out_features, T=int(s["T"]), encoder="direct",
                       preprocess="none", layers=layers, decoder_weight=arr(head.weight), decoder_bias=arr(head.bias),
@@ -185,3 +185,21 @@ def converted_policy_spec(snn: SpikingModel, mlp: nn.Sequential, extra: dict[str
                       extra={"source": "converted", "output": "action", **(extra or {})})
     spec.validate()
     return spec
+
+
+def runtime_layer_params(s: dict[str, Any]) -> dict[str, Any]:
+    """The runtime layer parameters of a converted model's settings (``SpikingModel.settings``): if-conv
+    {v0, fire, reset} or diff-conv {v0, levels, signed}, plus alpha with the CRPI carry. ValueError naming
+    the supported methods when the runtime cannot run these settings."""
+    if s["coding"] == "diff" and s["neuron"] in ("if-diff", "mth-diff") and s["presim"] is None:
+        params: dict[str, Any] = {"v0": s["v0"], "levels": int(s["levels"]), "signed": bool(s["signed"])}
+    elif s["coding"] == "rate" and s["neuron"] == "if" and s["presim"] is None:
+        params = {"v0": s["v0"], "fire": s["fire"], "reset": "soft"}
+    else:
+        raise ValueError(f"the torch-free runtime runs converted policies with the sequential 'if' neuron and no "
+                         f"pre-simulation (methods max, percentile:<p>, qcfs, opi) or with differential coding "
+                         f"(method dcgs, neurons if-diff / mth-diff); this one uses method {s['method']!r}, "
+                         f"neuron {s['neuron']!r}")
+    if s["carry"] == "crpi":
+        params["alpha"] = s["alpha"]
+    return params

@@ -111,6 +111,11 @@ class InferenceActor(nn.Module):
             raise ValueError(f"ONNX export of a policy with state carried across decisions (carry={spec.carry!r}) "
                              "is not supported (the graph simulates each decision from rest); use the bundle "
                              "format, whose runtime keeps the carry")
+        diff = [i for i, layer in enumerate(spec.layers) if layer.neuron == "diff-conv"]
+        if diff:
+            raise ValueError(f"ONNX export of differential-coding (DCGS, diff-conv) layers is not supported (layer "
+                             f"{diff[0]}); ONNX exports rate-coded policies (spikerl actors, if-conv conversions); "
+                             "use the bundle format, whose runtime runs diff-conv layers")
         self.readout = spec.readout
         dtype = dtype or (torch.float64 if spec.dtype == np.float64 else torch.float32)
         self.T, self.encoder, self.preprocess = spec.T, spec.encoder, spec.preprocess

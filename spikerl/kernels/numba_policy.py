@@ -15,6 +15,20 @@ theta_j, start potential v0 theta_j + c_j, soft reset, ``>=`` or ``>`` firing, g
 theta_j, and the linear readout a = tanh(W_r (theta * count / T) + b_r); with the CRPI carry the policy
 keeps c_j = clip(alpha max(v_T - v_0, -theta_j N_j), -theta_j/2, theta_j/2) per batch row until ``reset``.
 
+Differential coding (``diff-conv`` layers, DCGS ``if-diff`` / ``mth-diff``) runs T + 1 steps t = 0..T. The
+first layer's current is I_0 = 0, I_1 = W x + b, I_t = 0 after (the analog input sent once); a hidden layer's
+is I_t = b + W o_t with o_0 = 0, accumulated event by event from the previous layer's messages. Per neuron,
+with levels l_i = theta_j / 2^i (i = 0..levels-1, cut_i = theta_j for one level, else 0.75 l_i):
+
+    v = v0 theta_j + c_j;  r_in = I_0;  r_out = 0;   for t = 1..T:
+    d = I_t - I_0;  m = v + d + r_in - r_out
+    o_t = l_i for the largest level with m >= cut_i; else (signed) -l_i for the largest level with
+          m <= -cut'_i (cut'_i = 0 for one level, else 0.75 l_i) and t r_out >= l_i; else 0
+    v = m - o_t;  r_in += d / t;  r_out += o_t / t;  count += [o_t != 0]
+
+and the readout decodes r = r_out = sum_t o_t / t of the last layer: a = tanh(W_r r + b_r). The CRPI carry
+uses N_j = sum_t |o_t| / theta_j (the output emitted in units of theta_j) in place of the spike count.
+
 Event-driven accumulation of rows of the transposed weight (W stored ``(in, out)``) vectorises over the
 output neurons without any reassociation, so the kernels use no fastmath: with
 ``fastmath={"reassoc", "contract", "nsz"}`` the batch-1 latency was the same here (42 vs 42 us), and
@@ -35,23 +49,91 @@ from numba import njit
 __all__ = ["CompiledPolicy", "compile_policy", "pack_policy"]
 
 # neuron kinds
-_LEAKY, _CLIF, _DN, _MULTI, _CONV = 0, 1, 2, 3, 4
+_LEAKY, _CLIF, _DN, _MULTI, _CONV, _DIFF = 0, 1, 2, 3, 4, 5
 # meta header (int64)
 _H_T, _H_ENC, _H_PRE, _H_OBS, _H_POP, _H_L, _H_ACT, _H_DPOP = 0, 1, 2, 3, 4, 5, 6, 7
 _H_MEAN, _H_STD, _H_DECW, _H_DECB, _H_MAXN, _H_ENCCNT, _H_READ, _H_CARRY = 8, 9, 10, 11, 12, 13, 14, 15
-# per layer: n_in, n_out, w_off, b_off, kind, levels, p_off, count_off, threshold off (if-conv), carry off
-_HEADER, _LSTRIDE = 16, 10
+# per layer: n_in, n_out, w_off, b_off, kind, levels, p_off, count_off, threshold off (if-conv, diff-conv),
+# carry off, level-table off (diff-conv: [3, levels, n_out] = levels l_i, positive cuts, negative cuts)
+_HEADER, _LSTRIDE = 16, 11
 # float params (dtype): header, then per layer at p_off: thr, decay, current_decay, hard, theta_r,
 # theta_s, theta_v, signed theta_u, then the `levels` thresholds j * V_th (multi-threshold);
-# if-conv: slot 2 = CRPI alpha, slot 4 = v0 (fraction of theta), slot 5 = 1 for fire 'ge' (0: 'gt')
-_F_ENC_THR, _F_NEG_HALF, _F_ONE, _F_ZERO, _F_T = 0, 1, 2, 3, 4
+# if-conv: slot 2 = CRPI alpha, slot 4 = v0 (fraction of theta), slot 5 = 1 for fire 'ge' (0: 'gt');
+# diff-conv: slot 2 = CRPI alpha, slot 4 = v0, slot 5 = 1 for signed messages (0: positive only)
+_F_ENC_THR, _F_NEG_HALF, _F_ONE, _F_ZERO, _F_T, _F_HALF = 0, 1, 2, 3, 4, 5
 _FHEADER, _PSTRIDE = 8, 8
+
+
+@njit(cache=True)
+def _diff_step(cu, x0, v, r_in, r_out, em, count, lvt, levels, signed, t, m, sel, flag, oidx, ovals, one,
+               zero):  # pragma: no cover - compiled
+    """One step t (1..T, in the policy dtype) of a diff-conv layer: currents ``cu``, per-neuron state v,
+    r_in, r_out, emitted output ``em`` and event ``count``; level table ``lvt[3, levels, n]`` (l_i, positive
+    cuts, negative cuts); ``m``, ``sel[4, n]`` and ``flag`` are scratch. Writes the events (neuron index,
+    message +-l_i) to ``oidx``/``ovals`` and returns their number::
+
+        d = I_t - I_0;  m = v + d + r_in - r_out
+        o = l_{levels - n+} if n+ = #{i: m >= cut+_i} > 0, else (signed) -l_{levels - n-} if
+            n- = #{i: m <= cut-_i and t r_out >= l_i} > 0, else 0
+        v = m - o;  r_in += d / t;  r_out += o / t
+
+    The levels l_i decrease with i (cut+_i too, cut-_i increase), so the crossed levels are a suffix
+    i >= levels - n: going from the smallest level up and overwriting on each crossing leaves l_{levels - n},
+    the torch reference's choice. Every loop is a branch-free select over the neurons that vectorises: the
+    selects ping-pong between two rows of ``sel`` (a select that keeps the value loaded from the array it
+    stores to becomes a masked store), and each loop touches few arrays (runtime alias checks).
+    """
+    n_out = cu.shape[0]
+    for j in range(n_out):
+        m[j] = v[j] + (cu[j] - x0[j]) + r_in[j] - r_out[j]
+    pos, pos_next, neg, neg_next = sel[0, :n_out], sel[1, :n_out], sel[2, :n_out], sel[3, :n_out]
+    for j in range(n_out):
+        pos[j] = zero
+        neg[j] = zero
+    for k in range(levels):
+        i = levels - 1 - k  # the smallest level first: the largest crossed level is written last
+        li = lvt[0, i]
+        ci = lvt[1, i]
+        for j in range(n_out):
+            lj = li[j]
+            pj = pos[j]
+            pos_next[j] = lj if m[j] >= ci[j] else pj
+        pos, pos_next = pos_next, pos
+        if signed:
+            ni = lvt[2, i]
+            for j in range(n_out):
+                lj = li[j]
+                nj = neg[j]
+                neg_next[j] = -lj if (m[j] <= ni[j]) & (t * r_out[j] >= lj) else nj
+            neg, neg_next = neg_next, neg
+    for j in range(n_out):  # o = pos, else neg; v = m - o; m keeps o from here on
+        pj = pos[j]
+        nj = neg[j]
+        o = pj if pj != zero else nj
+        v[j] = m[j] - o
+        m[j] = o
+    for j in range(n_out):
+        r_in[j] = r_in[j] + (cu[j] - x0[j]) / t
+        r_out[j] = r_out[j] + m[j] / t
+    for j in range(n_out):
+        o = m[j]
+        fired = o != zero
+        em[j] += abs(o)
+        count[j] += one if fired else zero
+        flag[j] = 1 if fired else 0
+    n = 0
+    for j in range(n_out):
+        oidx[n] = j
+        n += flag[j]
+    for q in range(n):
+        ovals[q] = m[oidx[q]]
+    return n
 
 
 @njit(cache=True)
 def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no cover - compiled
     """One decision for ``obs[obs_dim]``; writes ``out[act_dim]`` and ``counts`` (and ``carry``, the CRPI
-    state of the if-conv neurons, when ``meta[_H_CARRY]``).
+    state of the if-conv / diff-conv neurons, when ``meta[_H_CARRY]``).
 
     Returns -1, or the index of the first non-finite observation entry (then nothing is computed).
     Hot loops index array *views* with range variables only, so LLVM drops the negative-index
@@ -64,7 +146,9 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no co
     maxn = meta[_H_MAXN]
     one = fp[_F_ONE]
     zero = fp[_F_ZERO]
-    # work: x[D] | enc_a[D*P] | enc_v[D*P] | cur, cur0, u, c, u2, sp [maxn each] | vals [2, T, maxn]
+    fhalf = fp[_F_HALF]
+    # work: x[D] | enc_a[D*P] | enc_v[D*P] | cur, cur0, u, c, u2, sp, em, x0, m [maxn each] | sel [4, maxn]
+    #       | vals [2, T, maxn]
     x = work[0:D]
     enc_a = work[D:D + D * P]
     enc_v = work[D + D * P:D + 2 * D * P]
@@ -75,7 +159,11 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no co
     st_c = work[o + 3 * maxn:o + 4 * maxn]
     st_u2 = work[o + 4 * maxn:o + 5 * maxn]
     st_sp = work[o + 5 * maxn:o + 6 * maxn]
-    vals = work[o + 6 * maxn:o + 6 * maxn + 2 * T * maxn].reshape((2, T, maxn))
+    st_em = work[o + 6 * maxn:o + 7 * maxn]
+    st_x0 = work[o + 7 * maxn:o + 8 * maxn]
+    st_m = work[o + 8 * maxn:o + 9 * maxn]
+    st_sel = work[o + 9 * maxn:o + 13 * maxn].reshape((4, maxn))
+    vals = work[o + 13 * maxn:o + 13 * maxn + 2 * T * maxn].reshape((2, T, maxn))
     # iwork: idx [2, T, maxn] | cnt [2, T] | flag [maxn]
     idx = iwork[0:2 * T * maxn].reshape((2, T, maxn))
     cnt = iwork[2 * T * maxn:2 * T * maxn + 2 * T].reshape((2, T))
@@ -149,18 +237,25 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no co
         sp = st_sp[:n_out]
         cu = cur[:n_out]
         cu0 = cur0[:n_out]
+        em = st_em[:n_out]
+        x0 = st_x0[:n_out]
         for j in range(n_out):
             u[j] = zero
             c[j] = zero
             u2[j] = zero
             sp[j] = zero
+            em[j] = zero
             lcount[j] = zero
         conv = kind == _CONV
-        use_carry = conv and meta[_H_CARRY] == 1
+        diff = kind == _DIFF
+        use_carry = (conv or diff) and meta[_H_CARRY] == 1
         tharr = w[meta[lb + 8]:meta[lb + 8] + n_out]
         lcarry = carry[meta[lb + 9]:meta[lb + 9] + n_out]
         ge = fp[po + 5] != zero
-        if conv:  # v_0 = v0 theta + c (CRPI carry); c keeps v_0 for the residual
+        signed = fp[po + 5] != zero
+        n_lv = levels if diff else 0  # the level table of a diff-conv layer (empty for other kinds)
+        lvt = w[meta[lb + 10]:meta[lb + 10] + 3 * n_lv * n_out].reshape((3, n_lv, n_out))
+        if conv or diff:  # v_0 = v0 theta + c (CRPI carry); c keeps v_0 for the residual
             v0f = fp[po + 4]
             for j in range(n_out):
                 v = v0f * tharr[j]
@@ -169,6 +264,11 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no co
                 u[j] = v
                 c[j] = v
         analog = direct and layer == 0
+        if diff:  # I_0: 0 for the analog input (sent at step 1 only), b for a hidden layer (o_0 = 0); r_in = I_0
+            for j in range(n_out):
+                x0[j] = zero if analog else bias[j]
+                u2[j] = x0[j]
+        tstep = zero  # the step t = 1..T of a diff-conv layer, in the policy dtype
         if analog:  # dense input: the same current at every step
             for j in range(n_out):
                 cu0[j] = bias[j]
@@ -178,7 +278,10 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no co
                 for j in range(n_out):
                     cu0[j] += xi * row[j]
         for t in range(T):
-            if analog:
+            if analog and diff:  # differential coding: W x + b at step 1 only
+                for j in range(n_out):
+                    cu[j] = cu0[j] if t == 0 else zero
+            elif analog:
                 for j in range(n_out):
                     cu[j] = cu0[j]
             else:
@@ -227,6 +330,10 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no co
                     n += flag[j]
                 for q in range(n):
                     ovals[q] = tharr[oidx[q]]
+            elif diff:
+                tstep += one
+                n = _diff_step(cu, x0, u, u2, sp, em, lcount, lvt, levels, signed, tstep, st_m[:n_out], st_sel,
+                               flag[:n_out], oidx, ovals, one, zero)
             elif kind == _MULTI:
                 for j in range(n_out):
                     h = u[j] * lam + cu[j]
@@ -269,9 +376,9 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no co
             for j in range(n_out):
                 th = tharr[j]
                 r = u[j] - c[j]
-                floor_ = -th * lcount[j]
+                floor_ = -th * (em[j] / th if diff else lcount[j])  # diff: N = sum_t |o_t| / theta
                 cv = alpha * (r if r > floor_ else floor_)
-                half = th / 2
+                half = th * fhalf
                 if cv > half:
                     cv = half
                 elif cv < -half:
@@ -289,8 +396,12 @@ def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no co
     tf = fp[_F_T]
     if meta[_H_READ] == 1:  # linear readout of a converted policy: r_j = theta_j count_j / T over all j
         lth = w[meta[llb + 8]:meta[llb + 8] + DP]
-        for j in range(DP):
-            st_u[j] = lth[j] * ocount[j] / tf
+        if meta[llb + 4] == _DIFF:  # differential coding: r_j = sum_t o_jt / t, the last layer's r_out
+            for j in range(DP):
+                st_u[j] = st_sp[j]
+        else:
+            for j in range(DP):
+                st_u[j] = lth[j] * ocount[j] / tf
         for k in range(A):
             acc = zero
             for j in range(DP):
@@ -351,7 +462,8 @@ class CompiledPolicy:
 
     @property
     def carry(self) -> np.ndarray | None:
-        """The carried potentials ``[B, n]`` (all if-conv neurons, layer by layer); None after a reset."""
+        """The carried potentials ``[B, n]`` (all if-conv / diff-conv neurons, layer by layer); None after a
+        reset."""
         return None if self._carry is None else self._carry.copy()
 
     def reset(self, mask: np.ndarray | None = None) -> None:
@@ -445,6 +557,12 @@ class CompiledPolicy:
 
 def _kernel_params(name: str, p: dict, index: int) -> tuple[int, int, list[float]]:
     """(kind, levels, float params) of one layer from its neuron name and plain parameters."""
+    if name == "diff-conv":
+        levels = p.get("levels")
+        if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+            raise ValueError(f"layer {index} (diff-conv) needs an integer levels >= 1, got {levels!r}")
+        return _DIFF, int(levels), [0.0, 1.0, float(p.get("alpha", 0.0)), 0.0, float(p["v0"]),
+                                    1.0 if p["signed"] else 0.0, 0.0, 0.0]
     if name == "if-conv":
         if p.get("reset", "soft") != "soft" or p.get("fire") not in ("ge", "gt"):
             raise ValueError(f"layer {index} (if-conv) needs reset 'soft' and fire 'ge' or 'gt', got "
@@ -473,8 +591,20 @@ def _kernel_params(name: str, p: dict, index: int) -> tuple[int, int, list[float
         params += [float(j * thr) for j in range(1, levels + 1)]
     else:
         raise ValueError(f"layer {index} has neuron {name!r}, which has no Numba kernel; supported: if, lif, clif, "
-                         "plif, dn, multi-threshold, if-conv")
+                         "plif, dn, multi-threshold, if-conv, diff-conv")
     return kind, levels, params
+
+
+def diff_level_table(theta: np.ndarray, levels: int, dtype: np.dtype) -> np.ndarray:
+    """``[3, levels, n]`` in ``dtype``: the levels l_i = theta / 2^i, the positive cuts (theta for one level,
+    else 0.75 l_i) and the negative cuts (0 for one level, else -0.75 l_i) of a diff-conv layer, rounded as
+    ``spikerl.conversion.neurons.diff_forward`` rounds them (each product once, in ``dtype``)."""
+    theta = np.asarray(theta, dtype=dtype)
+    pow2 = np.array([2.0 ** i for i in range(levels)], dtype=dtype)
+    lv = theta[None, :] / pow2[:, None]
+    if levels == 1:
+        return np.stack([lv, lv, np.zeros_like(lv)])
+    return np.stack([lv, dtype.type(0.75) * lv, dtype.type(-0.75) * lv])
 
 
 def _neuron_params(neuron, index: int) -> tuple[str, dict]:
@@ -535,7 +665,7 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
 
     D, T, L = int(spec.obs_dim), int(spec.T), len(spec.layers)
     meta = np.zeros(_HEADER + _LSTRIDE * L, dtype=np.int64)
-    fp: list[float] = [0.999, -0.5, 1.0, 0.0, float(T), 0.0, 0.0, 0.0]
+    fp: list[float] = [0.999, -0.5, 1.0, 0.0, float(T), 0.5, 0.0, 0.0]
     count_names: list[str] = []
     count_sizes: list[int] = []
     count_off = 0
@@ -549,26 +679,33 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
     linear = getattr(spec, "readout", "population") == "linear"
     carried = getattr(spec, "carry", None) == "crpi"
     if carried and not linear:
-        raise ValueError("compile_policy: the CRPI carry needs a converted policy (if-conv layers, readout 'linear')")
+        raise ValueError("compile_policy: the CRPI carry needs a converted policy (if-conv or diff-conv layers, "
+                         "readout 'linear')")
+    neurons = {layer.neuron for layer in spec.layers}
+    if linear and len(neurons) > 1:
+        raise ValueError(f"compile_policy: a converted policy uses one coding in every layer (all if-conv or all "
+                         f"diff-conv), got {', '.join(sorted(neurons))}")
     carry_off = 0
     for index, layer in enumerate(spec.layers):
         kind, levels, params = _kernel_params(layer.neuron, layer.params, index)
-        if (kind == _CONV) != linear:
-            raise ValueError(f"compile_policy: layer {index} ({layer.neuron}): if-conv layers need readout "
-                             "'linear' and a linear readout needs if-conv layers")
+        if (kind in (_CONV, _DIFF)) != linear:
+            raise ValueError(f"compile_policy: layer {index} ({layer.neuron}): if-conv / diff-conv layers need "
+                             "readout 'linear' and a linear readout needs if-conv or diff-conv layers")
         weight = np.asarray(layer.weight)
         n_out, n_in = weight.shape
         if n_in != sizes[-1]:
             raise ValueError(f"compile_policy: layer {index} takes {n_in} inputs but receives {sizes[-1]}")
-        th_off = 0
-        if kind == _CONV:
+        th_off = lv_off = 0
+        if kind in (_CONV, _DIFF):
             theta = getattr(layer, "threshold", None)
             if theta is None or np.asarray(theta).shape != (n_out,):
-                raise ValueError(f"compile_policy: layer {index} (if-conv) needs threshold[{n_out}]")
+                raise ValueError(f"compile_policy: layer {index} ({layer.neuron}) needs threshold[{n_out}]")
             th_off = put(np.asarray(theta))
+        if kind == _DIFF:
+            lv_off = put(diff_level_table(np.asarray(layer.threshold), levels, dtype))
         lb = _HEADER + index * _LSTRIDE
         meta[lb:lb + _LSTRIDE] = [n_in, n_out, put(weight.T), put(np.asarray(layer.bias)), kind, levels, len(fp),
-                                  count_off, th_off, carry_off if carried else 0]
+                                  count_off, th_off, carry_off if carried else 0, lv_off]
         fp += params
         count_off += n_out
         carry_off += n_out
@@ -587,7 +724,7 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
         T, enc_kind, 1 if spec.preprocess == "tanh" else 0, D, pop, L, act_dim, dec_pop, maxn,
     ]
     w = np.concatenate(chunks)
-    work_size = D + 2 * D * pop + 6 * maxn + 2 * T * maxn
+    work_size = D + 2 * D * pop + 13 * maxn + 2 * T * maxn
     return CompiledPolicy(
         obs_dim=D, act_dim=int(act_dim), T=T, dtype=dtype, w=w, fp=np.asarray(fp, dtype=dtype), meta=meta,
         work_size=work_size, iwork_size=2 * T * maxn + 2 * T + maxn, count_names=count_names, count_sizes=count_sizes,

@@ -7,6 +7,10 @@ observation/action spaces (shape, low, high) and the action scaling ``a_env = lo
 (Stable-Baselines3's ``unscale_action``), the env it was trained on, versions, and the SHA-256 of
 ``weights.npz``. :func:`write_bundle` writes a bundle atomically (a temporary directory renamed into
 place); :func:`read_bundle` checks it and gives one :class:`BundleError` per problem.
+
+New layer kinds stay within format version 1 (``diff-conv``, differential-coding converted policies, was
+added so): a bundle names each layer's neuron, and a runtime that does not know one refuses the bundle with
+"unknown neuron" rather than running it wrongly; every older bundle still loads unchanged.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ def build_manifest(spec: PolicySpec, weights_sha256: str, *, observation_space: 
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
             raise ValueError("action_space must have finite low and high to scale [-1, 1] actions onto it")
         scaling = {"kind": "affine", "equation": SCALING_EQUATION}
+    diff = spec.layers[-1].neuron == "diff-conv"
     coding: dict[str, Any] = {"encoder": spec.encoder, "preprocess": spec.preprocess, "pop_dim": spec.pop_dim,
                               "decoder_pop_dim": spec.decoder_pop_dim}
     if spec.encoder == "pop":
@@ -121,13 +126,18 @@ def build_manifest(spec: PolicySpec, weights_sha256: str, *, observation_space: 
         coding["encoder_equations"] = ["s = tanh(obs)" if spec.preprocess == "tanh" else "s = obs",
                                        "A_ij = exp(-0.5 (s_i - mean_ij)^2 / std_ij^2)",
                                        "V_t = V_{t-1} + A; S_t = [V_t > 0.999]; V_t = V_t - 0.999 S_t"]
+    elif diff:
+        coding["encoder_equations"] = ["s = tanh(obs)" if spec.preprocess == "tanh" else "s = obs",
+                                       "differential coding, steps t = 0..T: I_1 = W s + b (the analog input "
+                                       "current, sent once), I_t = 0 for t != 1"]
     else:
         coding["encoder_equations"] = ["s = tanh(obs)" if spec.preprocess == "tanh" else "s = obs",
                                        "I_t = W s + b at every step t (analog input current)"]
     coding["readout"] = spec.readout
     if spec.readout == "linear":
-        coding["decoder_equations"] = ["r_j = theta_j (spikes of last-layer neuron j over T) / T",
-                                       "a_k = tanh(sum_j w_kj r_j + b_k)"]
+        rate = ("r_j = sum_{t=1..T} o_jt / t  (decoded rate of last-layer neuron j's messages o_jt)" if diff else
+                "r_j = theta_j (spikes of last-layer neuron j over T) / T")
+        coding["decoder_equations"] = [rate, "a_k = tanh(sum_j w_kj r_j + b_k)"]
         names = [f"hidden{i}" for i in range(len(spec.layers))]
     else:
         coding["decoder_equations"] = ["r_kj = (spikes of output neuron k*pop+j over T) / T",

@@ -32,7 +32,8 @@ class Policy:
 
         if spec.carry is not None and spec.readout != "linear":
             raise BundleError(f"{path}: the policy carries state across decisions (carry={spec.carry!r}), which "
-                              "this runtime runs only for converted policies (if-conv layers, linear readout)")
+                              "this runtime runs only for converted policies (if-conv or diff-conv layers, linear "
+                              "readout)")
         self.spec, self.manifest, self.path = spec, manifest, path
         self.obs_dim, self.act_dim, self.T = spec.obs_dim, spec.act_dim, spec.T
         self.dtype = np.dtype(dtype if dtype is not None else spec.dtype)
@@ -81,7 +82,8 @@ class Policy:
 
         SOPs: each spike of a population feeding layer l costs n_l accumulates; MACs: the readout
         (``decoder_weight`` entries) and, for direct (analog) input, T * n_in * n_1 for the first layer,
-        as :func:`spikerl.energy.snn_energy` counts a torch actor.
+        as :func:`spikerl.energy.snn_energy` counts a torch actor (n_in * n_1 once for differential coding,
+        ``diff-conv`` layers, which send the input once).
         """
         names = self._kernel.count_names
         missing = [n for n in names if n not in counts]
@@ -90,7 +92,8 @@ class Policy:
         layers = self.spec.layers if self.spec.encoder == "pop" else self.spec.layers[1:]
         macs = float(self.spec.decoder_weight.size)
         if self.spec.encoder != "pop":
-            macs += self.T * self.spec.layers[0].n_in * self.spec.layers[0].n_out
+            steps_in = 1 if self.spec.layers[0].neuron == "diff-conv" else self.T
+            macs += steps_in * self.spec.layers[0].n_in * self.spec.layers[0].n_out
         return count_energy(counts, names[:-1], [layer.n_out for layer in layers], self.T, macs, model)
 
     def __repr__(self) -> str:

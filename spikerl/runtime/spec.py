@@ -5,11 +5,18 @@
     -> [I_t = W S_t + b -> neuron]  per layer, T steps from rest
     -> rate r = count / T per output neuron -> a_k = tanh(sum_j w_kj r_kj + b_k)  (the deterministic action)
 
-Converted ANN policies (``spikerl.conversion``, ``readout="linear"``) use the direct (analog) input, ``if-conv``
-layers (IF with per-neuron thresholds theta_j in ``layer<i>.threshold``, v_0 = v0 theta + carry, soft reset,
-graded spikes of value theta_j) and a linear readout a = tanh(W_r (theta * count / T) + b_r) of the last
-layer; with ``carry="crpi"`` each neuron keeps c = clip(alpha max(v_T - v_0, -theta N), -theta/2, theta/2)
-for the next decision until ``reset()``.
+Converted ANN policies (``spikerl.conversion``, ``readout="linear"``) use the direct (analog) input and one
+of two layer kinds, the same in every layer, with per-neuron thresholds theta_j in ``layer<i>.threshold``:
+
+* ``if-conv`` (rate coding): IF with v_0 = v0 theta + carry, soft reset, graded spikes of value theta_j over
+  T steps; linear readout a = tanh(W_r (theta * count / T) + b_r) of the last layer.
+* ``diff-conv`` (differential coding, DCGS ``if-diff`` / ``mth-diff``): T + 1 steps; the observation's
+  current W x + b is sent once (step 1), a hidden layer's current is b + W out_t; each neuron emits signed
+  graded messages +-theta_j / 2^i (``levels`` of them) and the readout decodes the last layer's rate
+  r = sum_{t=1..T} out_t / t: a = tanh(W_r r + b_r).
+
+With ``carry="crpi"`` each neuron keeps c = clip(alpha max(v_T - v_0, -theta N), -theta/2, theta/2) for the
+next decision until ``reset()`` (N: spikes, or for ``diff-conv`` the output emitted sum_t |out_t| / theta).
 
 :class:`PolicySpec` is the common currency of ``spikerl.export`` (bundle, NIR, ONNX) and
 ``spikerl.runtime`` (the Numba policy); :data:`NEURON_PARAMS` lists the inference parameters of each
@@ -36,8 +43,11 @@ NEURON_PARAMS: dict[str, tuple[str, ...]] = {
     "dn": ("threshold", "current_decay", "theta_v", "theta_u", "theta_r", "theta_s", "u_sign"),
     "multi-threshold": ("threshold", "reset", "decay", "levels"),
     "if-conv": ("v0", "fire", "reset"),
+    "diff-conv": ("v0", "levels", "signed"),
 }
 READOUTS = ("population", "linear")
+#: layer kinds of converted ANN policies (per-neuron ``threshold`` array, ``readout="linear"``)
+CONVERTED_NEURONS = ("if-conv", "diff-conv")
 
 _RESET = {
     "hard": "u_t = h_t (1 - s_t)",
@@ -58,6 +68,14 @@ EQUATIONS: dict[str, list[str]] = {
     "if-conv": ["u_0 = v0 theta_j + c_j  (c_j: CRPI carry, 0 without carry or after reset)",
                 "h_t = u_{t-1} + I_t,  I_t = W x_t + b  (x_t: analog input or the previous layer's theta s_t)",
                 "s_t = [h_t >= theta_j]  (fire='ge') or [h_t > theta_j]  (fire='gt');  output theta_j s_t"],
+    "diff-conv": ["steps t = 0..T; I_t = W o_t + b (o_t: the previous layer's messages, o_0 = 0); first layer: "
+                  "I_0 = 0, I_1 = W x + b, I_t = 0 for t >= 2",
+                  "v = v0 theta_j + c_j  (c_j: CRPI carry);  r_in = I_0;  r_out = 0",
+                  "d_t = I_t - I_0;  m_t = v + d_t + r_in - r_out",
+                  "levels l_i = theta_j / 2^i, i = 0..levels-1; cut_i = theta_j (levels = 1) or 0.75 l_i",
+                  "o_t = l_i for the largest level with m_t >= cut_i; else, if signed, -l_i for the largest level "
+                  "with m_t <= -cut'_i (cut'_i = 0 for levels = 1, else 0.75 l_i) and t r_out >= l_i; else 0",
+                  "v = m_t - o_t;  r_in += d_t / t;  r_out += o_t / t  (spike count: o_t != 0)"],
 }
 
 
@@ -69,6 +87,9 @@ def neuron_equations(neuron: str, params: dict[str, Any]) -> list[str]:
                      else _RESET[params["reset"]])
     if neuron == "if-conv" and "alpha" in params:
         lines.append("carry: c_j = clip(alpha max(u_T - u_0, -theta_j N_j), -theta_j/2, theta_j/2)")
+    if neuron == "diff-conv" and "alpha" in params:
+        lines.append("carry: c_j = clip(alpha max(v_T - v_0, -theta_j N_j), -theta_j/2, theta_j/2), "
+                     "N_j = sum_t |o_t| / theta_j")
     return lines
 
 
@@ -76,7 +97,7 @@ def neuron_equations(neuron: str, params: dict[str, Any]) -> list[str]:
 class LayerSpec:
     """One ``Linear -> neuron`` layer: ``weight[out, in]``, ``bias[out]``, neuron kind and parameters.
 
-    ``threshold[out]``: per-neuron thresholds (``if-conv`` layers only)."""
+    ``threshold[out]``: per-neuron thresholds (``if-conv`` / ``diff-conv`` layers only)."""
 
     weight: np.ndarray
     bias: np.ndarray
@@ -100,8 +121,9 @@ class PolicySpec:
     ``carry``: None (every decision starts from rest: stateless) or the name of a state carried across
     decisions (``"crpi"``, converted policies), which needs ``reset()`` at episode start.
     ``readout``: ``"population"`` (a_k = tanh(sum_j w_kj r_kj + b_k) over action k's group of output neurons,
-    ``decoder_weight[act, pop]``) or ``"linear"`` (converted policies: a = tanh(W (theta * count / T) + b) of
-    the last layer, ``decoder_weight[act, n_last]``).
+    ``decoder_weight[act, pop]``) or ``"linear"`` (converted policies: a = tanh(W r + b) of the last layer's
+    rate r, ``decoder_weight[act, n_last]``; r = theta * count / T for ``if-conv``, r = sum_t o_t / t for
+    ``diff-conv``).
     """
 
     obs_dim: int
@@ -140,7 +162,7 @@ class PolicySpec:
         for i, layer in enumerate(self.layers):
             out[f"layer{i}.weight"] = layer.weight
             out[f"layer{i}.bias"] = layer.bias
-            if layer.neuron == "if-conv":
+            if layer.neuron in CONVERTED_NEURONS:
                 out[f"layer{i}.threshold"] = layer.threshold  # type: ignore[assignment]
         out["decoder.weight"] = self.decoder_weight
         out["decoder.bias"] = self.decoder_bias
@@ -155,7 +177,7 @@ class PolicySpec:
         for i, layer in enumerate(self.layers):
             shapes[f"layer{i}.weight"] = (layer.n_out, n_in)
             shapes[f"layer{i}.bias"] = (layer.n_out,)
-            if layer.neuron == "if-conv":
+            if layer.neuron in CONVERTED_NEURONS:
                 shapes[f"layer{i}.threshold"] = (layer.n_out,)
             n_in = layer.n_out
         shapes["decoder.weight"] = (self.act_dim, self.decoder_pop_dim)
@@ -186,22 +208,42 @@ class PolicySpec:
                              f"{self.layers[-1].n_out} neurons")
         if self.carry not in (None, "crpi"):
             raise ValueError(f"unknown carry {self.carry!r}; supported: None, 'crpi'")
+        kinds = {layer.neuron for layer in self.layers}
+        if self.readout == "linear" and len(kinds) > 1:
+            raise ValueError(f"a converted policy uses one coding in every layer; this spec mixes "
+                             f"{', '.join(sorted(kinds))}")
         for i, layer in enumerate(self.layers):
-            if (layer.neuron == "if-conv") != (self.readout == "linear"):
-                raise ValueError(f"layer {i} ({layer.neuron}): if-conv layers go with readout='linear' (converted "
-                                 f"policies) and only there; this spec has readout={self.readout!r}")
-            if layer.neuron == "if-conv":
-                if layer.params.get("fire") not in ("ge", "gt"):
-                    raise ValueError(f"layer {i} (if-conv): fire must be 'ge' or 'gt', got "
-                                     f"{layer.params.get('fire')!r}")
-                if self.carry == "crpi" and not 0.0 <= float(layer.params.get("alpha", -1)) <= 1.0:
-                    raise ValueError(f"layer {i} (if-conv): carry='crpi' needs params['alpha'] in [0, 1], got "
-                                     f"{layer.params.get('alpha')!r}")
             if layer.neuron not in NEURON_PARAMS:
                 raise ValueError(f"layer {i}: unknown neuron {layer.neuron!r}; known: {', '.join(NEURON_PARAMS)}")
             missing = [k for k in NEURON_PARAMS[layer.neuron] if k not in layer.params]
             if missing:
                 raise ValueError(f"layer {i} ({layer.neuron}): missing neuron parameter(s) {', '.join(missing)}")
+            if (layer.neuron in CONVERTED_NEURONS) != (self.readout == "linear"):
+                raise ValueError(f"layer {i} ({layer.neuron}): {'/'.join(CONVERTED_NEURONS)} layers go with "
+                                 f"readout='linear' (converted policies) and only there; this spec has "
+                                 f"readout={self.readout!r}")
+            if layer.neuron == "if-conv" and layer.params.get("fire") not in ("ge", "gt"):
+                raise ValueError(f"layer {i} (if-conv): fire must be 'ge' or 'gt', got {layer.params.get('fire')!r}")
+            if layer.neuron == "diff-conv":
+                _check_diff_params(i, layer.params)
+            if layer.neuron in CONVERTED_NEURONS and self.carry == "crpi" and \
+                    not 0.0 <= float(layer.params.get("alpha", -1)) <= 1.0:
+                raise ValueError(f"layer {i} ({layer.neuron}): carry='crpi' needs params['alpha'] in [0, 1], got "
+                                 f"{layer.params.get('alpha')!r}")
             reset = layer.params.get("reset", "hard")
             if reset not in _RESET:
                 raise ValueError(f"layer {i} ({layer.neuron}): reset must be 'hard' or 'soft', got {reset!r}")
+
+
+def _check_diff_params(index: int, params: dict[str, Any]) -> None:
+    """``ValueError`` unless a ``diff-conv`` layer has an integer ``levels`` >= 1, a bool ``signed`` and a
+    finite ``v0``."""
+    levels, signed, v0 = params.get("levels"), params.get("signed"), params.get("v0")
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise ValueError(f"layer {index} (diff-conv): levels must be an integer >= 1 (1: if-diff, thresholds "
+                         f"theta/2^i for mth-diff), got {levels!r}")
+    if not isinstance(signed, (bool, np.bool_)):
+        raise ValueError(f"layer {index} (diff-conv): signed must be true or false, got {signed!r}")
+    if isinstance(v0, bool) or not isinstance(v0, (int, float, np.floating)) or not np.isfinite(v0):
+        raise ValueError(f"layer {index} (diff-conv): v0 (start potential as a fraction of theta) must be a finite "
+                         f"number, got {v0!r}")

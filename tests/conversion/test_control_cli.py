@@ -88,6 +88,32 @@ def test_convert_evaluate_export_and_runtime_round_trip(ann_run, capsys) -> None
     assert code == 2 and "state carried across decisions" in err
 
 
+def test_convert_dcgs_with_crpi_then_export_runs_in_the_runtime(ann_run, capsys) -> None:
+    from spikerl.conversion.saved import load_converted
+    from spikerl.runtime import load_policy
+
+    code, out, err = _cli(capsys, "convert", str(ann_run), "--method", "dcgs", "--T", "8", "--carry", "crpi",
+                          "--alpha", "0.5", "--calib-steps", "200")
+    assert code == 0, err
+    conv = ann_run / "converted" / "dcgs-T8-crpi0.5"
+    code, out, err = _cli(capsys, "export", str(conv), "--format", "bundle")
+    assert code == 0, err
+    policy = load_policy(conv / "bundle", dtype=np.float64)
+    assert policy.stateful and [e["neuron"] for e in policy.manifest["layers"]] == ["diff-conv", "diff-conv"]
+    snn64, _, _ = load_converted(conv, dtype=torch.float64)
+    obs = np.random.default_rng(1).normal(scale=0.5, size=(6, 4))
+    for _ in range(3):  # consecutive decisions with the carry, then a reset
+        np.testing.assert_allclose(policy.act(obs, normalized=True), snn64(torch.from_numpy(obs)).numpy(),
+                                   rtol=0, atol=1e-9)
+    policy.reset()
+    snn64.reset()
+    np.testing.assert_allclose(policy.act(obs, normalized=True), snn64(torch.from_numpy(obs)).numpy(), atol=1e-9)
+    code, out, err = _cli(capsys, "evaluate", str(conv / "bundle"), "--episodes", "1")
+    assert code == 0, err
+    code, out, err = _cli(capsys, "export", str(conv), "--format", "onnx")  # carries state
+    assert code == 2 and "state carried across decisions" in err
+
+
 def test_converted_agent_resets_the_carry_per_env_index(ann_run) -> None:
     from spikerl.agents.conversion import load_agent
 
