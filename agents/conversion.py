@@ -190,7 +190,7 @@ def evaluate_converted(path: str | os.PathLike[str], episodes: int = 10, seed: i
 def export_converted(path: str | os.PathLike[str], format: str = "bundle",
                      out: str | os.PathLike[str] | None = None) -> Path:
     """Export a converted-policy directory as a bundle (``out`` defaults to ``DIR/bundle``) or, for a policy
-    without carried state, as ONNX (``DIR/policy.onnx``)."""
+    without carried state and with rate-coded IF layers (not dcgs), as ONNX (``DIR/policy.onnx``)."""
     from spikerl.conversion.saved import converted_policy_spec
     from spikerl.export import export_policy
 
