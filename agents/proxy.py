@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from spikerl.agents.adam_step import adam_step
 from torch import nn
 from torch.nn import functional as F
 
@@ -112,6 +113,6 @@ def proxy_update(proxy: nn.Module, optimizer: torch.optim.Optimizer, obs: torch.
         else:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-        optimizer.step()
+        adam_step(optimizer)
         losses.append(loss.detach())
     return torch.stack(losses)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch as th
+from spikerl.agents.adam_step import adam_step
 from spikerl.agents.common import ProxyTargetMixin
 from spikerl.agents.policies import SNNGaussianActor, SNNSACPolicy
 from stable_baselines3 import SAC
@@ -107,7 +108,7 @@ class ProxySAC(ProxyTargetMixin, SAC):
                 self._check_finite("ent_coef", ent_coef_loss)
                 self.ent_coef_optimizer.zero_grad()
                 ent_coef_loss.backward()
-                self.ent_coef_optimizer.step()
+                adam_step(self.ent_coef_optimizer)
                 ent_coef_losses.append(ent_coef_loss.detach())
             else:
                 ent_coef = self.ent_coef_tensor
@@ -130,7 +131,7 @@ class ProxySAC(ProxyTargetMixin, SAC):
             self._check_finite("critic", critic_loss)
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
-            self.critic.optimizer.step()
+            adam_step(self.critic.optimizer)
             critic_losses.append(critic_loss.detach())
 
             # 4. Actor
@@ -140,7 +141,7 @@ class ProxySAC(ProxyTargetMixin, SAC):
             self._check_finite("actor", actor_loss)
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
-            self.actor.optimizer.step()
+            adam_step(self.actor.optimizer)
             actor_losses.append(actor_loss.detach())
 
             # 5. Polyak averaging of the critics

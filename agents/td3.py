@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch as th
+from spikerl.agents.adam_step import adam_step
 from spikerl.agents.common import ProxyTargetMixin
 from spikerl.agents.policies import SNNTD3Policy
 from stable_baselines3 import TD3
@@ -104,7 +105,7 @@ class ProxyTD3(ProxyTargetMixin, TD3):
             self._check_finite("critic", critic_loss)
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
-            self.critic.optimizer.step()
+            adam_step(self.critic.optimizer)
             critic_losses.append(critic_loss.detach())
 
             # 3. Delayed actor update and Polyak averaging
@@ -115,7 +116,7 @@ class ProxyTD3(ProxyTargetMixin, TD3):
                 self._check_finite("actor", actor_loss)
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()
-                self.actor.optimizer.step()
+                adam_step(self.actor.optimizer)
                 actor_losses.append(actor_loss.detach())
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
