@@ -16,23 +16,10 @@ from spikerl.conversion.saved import converted_policy_spec, load_converted, mlp_
 from spikerl.export import export_policy
 from spikerl.runtime import load_policy
 
-
-def _mlp() -> nn.Sequential:
-    gen = torch.Generator().manual_seed(3)
-    net = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 20), nn.ReLU(), nn.Linear(20, 3), nn.Tanh())
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return net.double()
-
-
-def _states(n: int, seed: int) -> torch.Tensor:
-    return torch.randn(n, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-def _torch_carry(snn) -> np.ndarray:
-    c = snn.carry
-    return np.concatenate([c[k].numpy() for k in snn.site_names], axis=1)
+from .runtime_checks import assert_same_events_and_carry
+from .runtime_checks import control_mlp as _mlp
+from .runtime_checks import control_states as _states
+from .runtime_checks import torch_carry as _torch_carry
 
 
 @pytest.mark.parametrize("carry,fire,granularity", [(None, "ge", "neuron"), ("crpi", "ge", "neuron"),
@@ -45,17 +32,7 @@ def test_bundle_matches_torch_over_consecutive_decisions(tmp_path, carry, fire, 
     policy = load_policy(bundle, dtype=np.float64)
     assert policy.stateful == (carry == "crpi")
     obs = [_states(4, 10 + k) * 1.3 for k in range(5)]
-    names = snn.site_names
-    # spike counts: decision after decision (both advance their carry)
-    for o in obs:
-        trace = snn.run(o)
-        counts = policy.spike_counts(o.numpy())
-        assert sorted(counts) == [f"hidden{i}" for i in range(len(names))]
-        for i, site in enumerate(names):
-            np.testing.assert_array_equal(counts[f"hidden{i}"], trace.spike_counts[site].numpy())
-        if carry == "crpi":
-            np.testing.assert_allclose(policy._kernel.carry, _torch_carry(snn), rtol=0, atol=1e-12)
-            assert np.abs(policy._kernel.carry).max() > 0  # the carry is really used
+    assert_same_events_and_carry(snn, policy, obs, carry)
     # actions: fresh episode in both, then consecutive decisions
     snn.reset()
     policy.reset()

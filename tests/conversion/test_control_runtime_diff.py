@@ -12,7 +12,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from spikerl.conversion import ConversionSpec, convert
 from spikerl.conversion.saved import converted_policy_spec
@@ -20,23 +19,10 @@ from spikerl.export import export_policy
 from spikerl.runtime import load_policy
 from spikerl.runtime.spec import LayerSpec, PolicySpec
 
-
-def _mlp(dtype: torch.dtype = torch.float64) -> nn.Sequential:
-    gen = torch.Generator().manual_seed(3)
-    net = nn.Sequential(nn.Linear(6, 24), nn.ReLU(), nn.Linear(24, 20), nn.ReLU(), nn.Linear(20, 3), nn.Tanh())
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return net.to(dtype)
-
-
-def _states(n: int, seed: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    return torch.randn(n, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
-
-
-def _torch_carry(snn) -> np.ndarray:
-    c = snn.carry
-    return np.concatenate([c[k].numpy() for k in snn.site_names], axis=1)
+from .runtime_checks import assert_same_events_and_carry
+from .runtime_checks import control_mlp as _mlp
+from .runtime_checks import control_states as _states
+from .runtime_checks import torch_carry as _torch_carry
 
 
 def _dcgs(T: int, neuron: str, carry: str | None, alpha: float = 0.5, granularity: str = "neuron",
@@ -59,16 +45,7 @@ def test_diff_bundle_matches_torch_over_consecutive_decisions(tmp_path, T, neuro
     layer = policy.manifest["layers"][0]
     assert layer["neuron"] == "diff-conv" and layer["params"]["levels"] == (4 if neuron == "mth-diff" else 1)
     obs = [_states(4, 10 + k) * 1.3 for k in range(5)]
-    names = snn.site_names
-    for o in obs:  # events per layer, decision after decision (both advance their carry)
-        trace = snn.run(o)
-        counts = policy.spike_counts(o.numpy())
-        assert sorted(counts) == [f"hidden{i}" for i in range(len(names))]
-        for i, site in enumerate(names):
-            np.testing.assert_array_equal(counts[f"hidden{i}"], trace.spike_counts[site].numpy())
-        if carry == "crpi":
-            np.testing.assert_allclose(policy._kernel.carry, _torch_carry(snn), rtol=0, atol=1e-12)
-            assert np.abs(policy._kernel.carry).max() > 0  # the carry is really used
+    counts = assert_same_events_and_carry(snn, policy, obs, carry)  # events per layer, decision after decision
     assert sum(c.sum() for c in counts.values()) > 0
     snn.reset()
     policy.reset()
