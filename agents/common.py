@@ -4,7 +4,8 @@ group, the non-finite loss guard, save/load of the proxy, and the spiking diagno
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch as th
@@ -97,6 +98,24 @@ class ProxyTargetMixin:
             update_learning_rate(self.proxy.optimizer, self.proxy_lr)
 
     # -- one training step's pieces -----------------------------------------------------------------
+    @contextmanager
+    def _critic_frozen(self) -> Iterator[None]:
+        """Build the actor loss's graph without the critic's weights: the actor update needs dQ/da only.
+
+        SB3 back-propagates the actor loss into the critic's weight gradients too and discards them (the
+        critic's next zero_grad clears them); with the weights frozen while the graph is built, autograd
+        skips those GEMMs. The actor's gradients are the same values. Parameters the actor shares are
+        left alone."""
+        actor_ids = {id(p) for p in self.actor.parameters()}
+        frozen = [p for p in self.critic.parameters() if p.requires_grad and id(p) not in actor_ids]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+
     def _check_finite(self, name: str, loss: th.Tensor) -> None:
         if not bool(th.isfinite(loss)):
             raise NonFiniteLossError(name, self._n_updates, float(loss.detach()))

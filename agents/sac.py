@@ -135,7 +135,8 @@ class ProxySAC(ProxyTargetMixin, SAC):
             critic_losses.append(critic_loss.detach())
 
             # 4. Actor
-            q_pi = th.cat(self.critic(data.observations, actions_pi), dim=1)
+            with self._critic_frozen():
+                q_pi = th.cat(self.critic(data.observations, actions_pi), dim=1)
             min_q_pi, _ = th.min(q_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_q_pi).mean()
             self._check_finite("actor", actor_loss)

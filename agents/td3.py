@@ -112,7 +112,8 @@ class ProxyTD3(ProxyTargetMixin, TD3):
             if actor_step:
                 if actions_pi is None:
                     actions_pi = self.actor(data.observations)
-                actor_loss = -self.critic.q1_forward(data.observations, actions_pi).mean()
+                with self._critic_frozen():
+                    actor_loss = -self.critic.q1_forward(data.observations, actions_pi).mean()
                 self._check_finite("actor", actor_loss)
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()

@@ -174,3 +174,33 @@ def test_timeouts_are_not_terminal_in_the_replay_buffer():
     assert timeouts.any() and buf.dones[:n, 0][timeouts].all()  # the env said done at the time limit ...
     samples = buf._get_samples(np.arange(n))
     assert (samples.dones.numpy()[timeouts] == 0).all()  # ... but the critic target bootstraps there
+
+
+@pytest.mark.parametrize("algo", ["td3", "sac"])
+def test_actor_loss_skips_critic_weight_gradients_with_the_same_actor_gradients(algo):
+    model = ALGORITHMS[algo]("SNNPolicy", make_env("Hopper", seed=0), seed=0, **tiny(), **TINY_PROXY)
+    obs = torch.randn(8, 11)
+
+    def actor_grads(frozen: bool) -> tuple[list[torch.Tensor], list]:
+        model.actor.optimizer.zero_grad(set_to_none=True)
+        model.critic.optimizer.zero_grad(set_to_none=True)
+        actions = model.actor(obs) if algo == "td3" else model.actor.action_log_prob(obs)[0]
+        if frozen:
+            with model._critic_frozen():
+                assert not any(p.requires_grad for p in model.critic.parameters())
+                q = model.critic.q1_forward(obs, actions)
+        else:
+            q = model.critic.q1_forward(obs, actions)
+        (-q.mean()).backward()
+        return [p.grad.clone() for p in model.actor.parameters() if p.grad is not None], [
+            p.grad for p in model.critic.parameters()]
+
+    torch.manual_seed(1)
+    ref, critic_ref = actor_grads(False)
+    torch.manual_seed(1)
+    got, critic_got = actor_grads(True)
+    assert all(p.requires_grad for p in model.critic.parameters())  # restored
+    assert len(got) == len(ref) > 0
+    for a, b in zip(got, ref, strict=True):
+        assert torch.equal(a, b)
+    assert any(g is not None for g in critic_ref) and all(g is None for g in critic_got)
