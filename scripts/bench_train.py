@@ -141,6 +141,8 @@ def profile_train(model: Any, steps: int, out: Path) -> tuple[str, dict[str, flo
     return table, {k: round(v, 3) for k, v in shares.items()}, gemm_shapes(prof, steps)
 
 
+NOTES_HEADING = "## Notes"  # train.md keeps everything from this heading on when it is re-written
+
 KINDS = {"pt_lif": "(a) ProxyTD3 SNNPolicy LIF T=5, proxy 512-512, K=3",
          "td3_ann_sb3": "(b) SB3 TD3 MlpPolicy [256, 256]",
          "soft_lif": "(c) ProxyTD3 SNNPolicy LIF T=5, soft (Polyak) target"}
@@ -276,8 +278,10 @@ def main() -> None:
         print(table)
     (args.out / "train.json").write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
-    (args.out / "train.md").write_text(text)
     print(text)
+    md = args.out / "train.md"
+    notes = md.read_text().partition(NOTES_HEADING)[1:] if md.exists() else ("", "")
+    md.write_text(text + ("\n" + "".join(notes) if notes[0] else ""))  # hand-written notes are kept
 
 
 if __name__ == "__main__":
