@@ -9,8 +9,8 @@ own state tensors and hyper-parameters: the update is Adam's (Kingma & Ba 2015) 
 
 and ``state_dict`` / ``load_state_dict`` / SB3's save and load are unchanged. Whenever the direct
 call does not apply (not a fused Adam, amsgrad, maximize, weight decay as a tensor, hooks registered,
-state not yet created, mixed devices or dtypes, the private kernel missing) it calls
-``optimizer.step()``.
+state not yet created, mixed devices or dtypes, the private kernel missing or taking other arguments) it
+calls ``optimizer.step()``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ _KERNEL = getattr(torch, "_fused_adam_", None)
 def _direct_ok(optimizer: torch.optim.Optimizer) -> bool:
     if _KERNEL is None or type(optimizer) is not torch.optim.Adam:
         return False
-    if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
-        return False
     from torch.optim import optimizer as optim_module
 
-    if optim_module._global_optimizer_pre_hooks or optim_module._global_optimizer_post_hooks:
+    hooks = (getattr(optimizer, "_optimizer_step_pre_hooks", None),
+             getattr(optimizer, "_optimizer_step_post_hooks", None),
+             getattr(optim_module, "_global_optimizer_pre_hooks", None),
+             getattr(optim_module, "_global_optimizer_post_hooks", None))
+    if any(h is None or len(h) for h in hooks):  # hooks registered, or a torch whose internals differ
         return False
     for group in optimizer.param_groups:
         if not group.get("fused") or group.get("amsgrad") or group.get("maximize") or group.get("differentiable"):
@@ -58,12 +60,22 @@ def adam_step(optimizer: torch.optim.Optimizer) -> None:
             optimizer.step()
             return
         calls.append((group, params, states))
+    global _KERNEL
     with torch.no_grad():
-        for group, params, states in calls:
+        for i, (group, params, states) in enumerate(calls):
             steps = [s["step"] for s in states]
             beta1, beta2 = group["betas"]
             torch._foreach_add_(steps, 1)
-            _KERNEL(params, [p.grad for p in params], [s["exp_avg"] for s in states],
-                    [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False, lr=float(group["lr"]),
-                    beta1=float(beta1), beta2=float(beta2), weight_decay=float(group["weight_decay"]),
-                    eps=float(group["eps"]), maximize=False, grad_scale=None, found_inf=None)
+            try:
+                _KERNEL(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                        [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False, lr=float(group["lr"]),
+                        beta1=float(beta1), beta2=float(beta2), weight_decay=float(group["weight_decay"]),
+                        eps=float(group["eps"]), maximize=False, grad_scale=None, found_inf=None)
+            except (TypeError, RuntimeError):
+                if i > 0:  # an earlier group was already updated: nothing consistent to fall back to
+                    raise
+                # a torch whose private kernel takes other arguments: undo the count, use step() from now on
+                torch._foreach_sub_(steps, 1)
+                _KERNEL = None
+                optimizer.step()
+                return

@@ -121,3 +121,16 @@ def test_state_dict_round_trip_continues_identically():
     adam_step(opt2)
     for p, p2 in zip(net.parameters(), net2.parameters(), strict=True):
         assert torch.equal(p, p2)
+
+
+def test_a_kernel_with_another_signature_falls_back_once_and_for_good(monkeypatch):
+    calls = []
+
+    def other_signature(*args, **kwargs):
+        calls.append(1)
+        raise TypeError("_fused_adam_() got an unexpected keyword argument")
+
+    monkeypatch.setattr(adam_step_module, "_KERNEL", other_signature)
+    ref, direct = _trajectories(lambda n: torch.optim.Adam(n.parameters(), lr=1e-3, fused=True))
+    _assert_same(ref, direct)  # the step count was restored before Optimizer.step ran
+    assert len(calls) == 1 and adam_step_module._KERNEL is None
