@@ -8,7 +8,7 @@ own state tensors and hyper-parameters: the update is Adam's (Kingma & Ba 2015) 
     m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,   p <- p - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
 and ``state_dict`` / ``load_state_dict`` / SB3's save and load are unchanged. Whenever the direct
-call does not apply (not a fused Adam, amsgrad, maximize, weight decay as a tensor, hooks registered,
+call does not apply (not a fused Adam, amsgrad, maximize, lr or betas as tensors, hooks registered,
 state not yet created, mixed devices or dtypes, the private kernel missing or taking other arguments) it
 calls ``optimizer.step()``.
 """
