@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -159,7 +160,8 @@ def test_export_is_atomic_and_replaces_only_bundles(tmp_path):
         export_policy(a1, tmp_path / "z", "bundle", action_space={"shape": [2], "low": [0, 0], "high": [1, 1]})
 
 
-def _resave(path, **changes):
+def _resave(path, **changes) -> None:
+    """Rewrite weights.npz with some arrays replaced (a value of None deletes the array)."""
     with np.load(path / "weights.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
     arrays.update(changes)
@@ -168,72 +170,102 @@ def _resave(path, **changes):
     np.savez(path / "weights.npz", **arrays)
 
 
-def _fix_checksum(path):
+def _weight(path, name: str) -> np.ndarray:
+    with np.load(path / "weights.npz") as npz:
+        return npz[name]
+
+
+def _edit_manifest(path, edit) -> None:
     m = json.loads((path / "manifest.json").read_text())
-    m["weights"]["sha256"] = hashlib.sha256((path / "weights.npz").read_bytes()).hexdigest()
+    edit(m)
     (path / "manifest.json").write_text(json.dumps(m))
 
 
-def test_bad_bundles_give_one_clear_error_each(tmp_path):
-    actor = make_actor("lif")
-    good = export_policy(actor, tmp_path / "good", "bundle")
-    w0 = actor.snn.linears[0].weight.detach().numpy()
+def _fix_checksum(path) -> None:
+    """Record the checksum of the current weights.npz, so that only the corruption under test is wrong."""
+    digest = hashlib.sha256((path / "weights.npz").read_bytes()).hexdigest()
+    _edit_manifest(path, lambda m: m["weights"].update(sha256=digest))
 
-    def fresh(name):
-        return export_policy(actor, tmp_path / name, "bundle")
 
-    with pytest.raises(BundleError, match="not a bundle directory"):
-        load_policy(tmp_path / "nowhere")
-    p = fresh("no-manifest")
-    (p / "manifest.json").unlink()
-    with pytest.raises(BundleError, match="manifest.json is missing"):
-        load_policy(p)
-    p = fresh("no-weights")
-    (p / "weights.npz").unlink()
-    with pytest.raises(BundleError, match="weights.npz is missing"):
-        load_policy(p)
-    p = fresh("tampered")
-    _resave(p, **{"layer0.weight": w0 * 1.01})
-    with pytest.raises(BundleError, match="SHA-256 checksum mismatch"):
-        load_policy(p)
-    p = fresh("shape")
-    _resave(p, **{"layer0.weight": w0[:, :40]})
-    _fix_checksum(p)
-    with pytest.raises(BundleError, match=r"'layer0.weight' has shape \(48, 40\), the manifest's sizes need "
-                       r"\(48, 50\)"):
-        load_policy(p)
-    p = fresh("missing-array")
-    _resave(p, **{"decoder.bias": None})
-    _fix_checksum(p)
-    with pytest.raises(BundleError, match="decoder.weight or decoder.bias is missing"):
-        load_policy(p)
-    p = fresh("dtype")
-    _resave(p, **{"layer1.bias": np.zeros(32, dtype=np.float16)})
-    _fix_checksum(p)
-    with pytest.raises(BundleError, match="'layer1.bias' has dtype float16"):
-        load_policy(p)
-    for key, value, message in [("format_version", 99, "unknown format_version 99"),
-                                ("format", "other", "format is 'other'")]:
-        p = fresh(f"m-{key}")
-        m = json.loads((p / "manifest.json").read_text())
-        m[key] = value
-        (p / "manifest.json").write_text(json.dumps(m))
-        with pytest.raises(BundleError, match=message):
-            load_policy(p)
-    p = fresh("json")
-    (p / "manifest.json").write_text("{not json")
-    with pytest.raises(BundleError, match="not valid JSON"):
-        load_policy(p)
-    p = fresh("neuron")
-    m = json.loads((p / "manifest.json").read_text())
-    m["layers"][1]["neuron"] = "izhikevich"
-    (p / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(BundleError, match="layer 1 has unknown neuron 'izhikevich'"):
-        load_policy(p)
-    p = fresh("carry")
-    m = json.loads((p / "manifest.json").read_text())
-    m["policy"]["carry"] = "crpi"
-    (p / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(BundleError, match="carries state across decisions"):
-        load_policy(p)
-    assert load_policy(good).act(observations(n=1)).shape == (1, ACT_DIM)  # the good one still loads
+def _remove_directory(path) -> None:
+    shutil.rmtree(path)
+
+
+def _remove_manifest(path) -> None:
+    (path / "manifest.json").unlink()
+
+
+def _remove_weights(path) -> None:
+    (path / "weights.npz").unlink()
+
+
+def _scale_weights_keeping_old_checksum(path) -> None:
+    _resave(path, **{"layer0.weight": _weight(path, "layer0.weight") * 1.01})
+
+
+def _cut_layer0_columns(path) -> None:
+    _resave(path, **{"layer0.weight": _weight(path, "layer0.weight")[:, :40]})
+    _fix_checksum(path)
+
+
+def _drop_decoder_bias(path) -> None:
+    _resave(path, **{"decoder.bias": None})
+    _fix_checksum(path)
+
+
+def _layer1_bias_as_float16(path) -> None:
+    _resave(path, **{"layer1.bias": np.zeros(32, dtype=np.float16)})
+    _fix_checksum(path)
+
+
+def _future_format_version(path) -> None:
+    _edit_manifest(path, lambda m: m.update(format_version=99))
+
+
+def _other_format(path) -> None:
+    _edit_manifest(path, lambda m: m.update(format="other"))
+
+
+def _manifest_not_json(path) -> None:
+    (path / "manifest.json").write_text("{not json")
+
+
+def _unknown_neuron(path) -> None:
+    _edit_manifest(path, lambda m: m["layers"][1].update(neuron="izhikevich"))
+
+
+def _carry_across_decisions(path) -> None:
+    _edit_manifest(path, lambda m: m["policy"].update(carry="crpi"))
+
+
+#: (corruption of a good bundle, the one-line error it must give); the test id names what was corrupted
+CORRUPTIONS = [
+    pytest.param(_remove_directory, "not a bundle directory", id="directory-missing"),
+    pytest.param(_remove_manifest, "manifest.json is missing", id="manifest-missing"),
+    pytest.param(_remove_weights, "weights.npz is missing", id="weights-missing"),
+    pytest.param(_scale_weights_keeping_old_checksum, "SHA-256 checksum mismatch", id="weights-tampered"),
+    pytest.param(_cut_layer0_columns, r"'layer0.weight' has shape \(48, 40\), the manifest's sizes need \(48, 50\)",
+                 id="weight-shape-wrong"),
+    pytest.param(_drop_decoder_bias, "decoder.weight or decoder.bias is missing", id="decoder-bias-missing"),
+    pytest.param(_layer1_bias_as_float16, "'layer1.bias' has dtype float16", id="bias-dtype-float16"),
+    pytest.param(_future_format_version, "unknown format_version 99", id="format-version-unknown"),
+    pytest.param(_other_format, "format is 'other'", id="format-not-spikerl"),
+    pytest.param(_manifest_not_json, "not valid JSON", id="manifest-not-json"),
+    pytest.param(_unknown_neuron, "layer 1 has unknown neuron 'izhikevich'", id="neuron-unknown"),
+    pytest.param(_carry_across_decisions, "carries state across decisions", id="carry-across-decisions"),
+]
+
+
+@pytest.fixture(scope="module")
+def lif_actor():
+    return make_actor("lif")
+
+
+@pytest.mark.parametrize("corrupt, message", CORRUPTIONS)
+def test_a_corrupted_bundle_gives_one_clear_error(lif_actor, tmp_path, corrupt, message):
+    path = export_policy(lif_actor, tmp_path / "bundle", "bundle")
+    assert load_policy(path).act(observations(n=1)).shape == (1, ACT_DIM)  # it loads before the corruption
+    corrupt(path)
+    with pytest.raises(BundleError, match=message) as err:
+        load_policy(path)
+    assert "\n" not in str(err.value)
