@@ -8,6 +8,11 @@ Per step (Proxy Target eq. 18-20):
     dU  = theta_v V - theta_u U          (u_sign="-": paper and MDC-SAN; "+" reproduces the upstream code)
     V   = V + dV;  U = U + dU;  S_t = [V > V_th]
 Defaults: alpha 0.5, theta_v -0.172, theta_u 0.529, theta_r 0.021, theta_s 0.132, V_th 0.5.
+
+The default ``u_sign="-"`` is the equation of the Proxy Target paper and of MDC-SAN. The authors'
+reference code, which produced the paper's published PT-DN numbers, uses "+" (dU = theta_v V + theta_u U,
+so U grows by the factor 1 + theta_u per step besides the V term); ``u_sign="+"`` reproduces those
+numbers (on the command line: ``--set actor.neuron_kwargs.u_sign=+``).
 """
 
 from __future__ import annotations
