@@ -5,7 +5,8 @@ Runs every trial as an ordinary run directory under ``--out`` (re-running resume
 trials), then writes the comparison table (mean ± std over seeds of the final and best evaluation
 return, steps/s) and learning curves to ``--out`` and, with ``--publish``, copies them to
 ``benchmarks/NAME.md`` / ``benchmarks/NAME.png`` (``--name``, default ``reproduce``) together with
-the exact command line.
+the exact command line, and the numbers behind them to ``benchmarks/NAME.json`` (per group: seeds and
+mean/std/n of the final and best return, steps/s, firing rate, energy; per run: the evaluation curve).
 
 Example (the short-budget grid of the agents issue; hours on 2 cores):
 
@@ -16,12 +17,28 @@ Example (the short-budget grid of the agents issue; hours on 2 cores):
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import shutil
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def publication(command: str, steps: int, runs: list) -> dict:
+    """The published numbers of a grid as JSON-ready data (NaN -> None)."""
+    from spikerl.compare import summary_rows
+
+    def stat(value: tuple[float, float, int]) -> dict:
+        mean, std, n = value
+        return {"mean": None if math.isnan(mean) else mean, "std": None if math.isnan(std) else std, "n": n}
+
+    groups = [{k: stat(v) if isinstance(v, tuple) else v for k, v in row.items()} for row in summary_rows(runs)]
+    curves = [{"env": r.env, "variant": r.variant, "seed": r.seed, "steps": [int(s) for s in r.steps],
+               "mean_returns": [float(m) for m in r.means], "steps_per_s": r.steps_per_s} for r in runs]
+    return {"command": command, "steps": steps, "date": time.strftime("%Y-%m-%d"), "groups": groups, "runs": curves}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             f"episodes (deterministic).\n\n" + md.read_text().split("\n", 2)[2]
         )
         shutil.copy(png, bench / f"{args.name}.png")
+        (bench / f"{args.name}.json").write_text(json.dumps(publication(cmd, args.steps, runs), indent=1) + "\n")
         print(f"published to {bench / (args.name + '.md')}")
     return 1 if summary["failed"] else 0
 
