@@ -188,7 +188,7 @@ def test_unsupported_configurations_raise():
         compile_policy(actor)
     with pytest.raises(ValueError, match="float32 or float64"):
         compile_policy(spikerl.SpikingActor(OBS_DIM, ACT_DIM, hidden=HIDDEN), dtype=np.float16)
-    with pytest.raises(ValueError, match="expects a spikerl SpikingActor"):
+    with pytest.raises(ValueError, match="take a spikerl SpikingActor"):
         compile_policy(spikerl.mlp_actor(OBS_DIM, ACT_DIM))
 
 

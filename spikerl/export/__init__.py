@@ -4,6 +4,7 @@
                   action_space=env.action_space)            # weights.npz + manifest.json (spikerl.runtime)
     export_policy(actor, "policy.nir", format="nir")        # Affine + LIF/CubaLIF/IF, hard reset
     export_policy(actor, "policy.onnx", format="onnx")      # T unrolled, onnxruntime
+    compile_policy(actor)                                   # in-process Numba policy (float32)
 
 ``actor``: a :class:`spikerl.SpikingActor`, a :class:`spikerl.SpikingGaussianActor` (its deterministic
 action tanh(mean)), an SB3 actor of ``spikerl.agents`` wrapping one, or a
@@ -14,14 +15,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from spikerl.runtime.spec import PolicySpec
+
+if TYPE_CHECKING:
+    from spikerl.kernels.numba_policy import CompiledPolicy
 
 FORMATS = ("bundle", "nir", "onnx")
 SUFFIXES = {"bundle": "", "nir": ".nir", "onnx": ".onnx"}
 
-__all__ = ["FORMATS", "export_policy", "policy_spec"]
+__all__ = ["FORMATS", "compile_policy", "export_policy", "policy_spec"]
 
 
 def policy_spec(policy: Any) -> PolicySpec:
@@ -31,6 +37,17 @@ def policy_spec(policy: Any) -> PolicySpec:
     from spikerl.export.extract import spec_from_actor
 
     return spec_from_actor(policy)
+
+
+def compile_policy(policy: Any, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
+    """``policy`` (as :func:`policy_spec` takes it) as a Numba :class:`~spikerl.kernels.numba_policy.CompiledPolicy`.
+
+    The weights are copied (later changes to the actor are not seen); ``dtype`` is float32 (default) or
+    float64. For a Gaussian (SAC) actor the policy returns the deterministic action tanh(mean).
+    """
+    from spikerl.kernels.numba_policy import pack_policy
+
+    return pack_policy(policy_spec(policy), dtype)
 
 
 def export_policy(policy: Any, path: str | os.PathLike[str], format: str = "bundle", *,

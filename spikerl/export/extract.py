@@ -27,8 +27,8 @@ def spiking_network(policy: Any) -> _SpikingActorBase:
     if isinstance(net, _SpikingActorBase):
         return net
     raise ValueError(
-        f"export needs a spikerl SpikingActor or SpikingGaussianActor (or an SB3 actor wrapping one), got "
-        f"{type(policy).__name__}; ANN (MlpPolicy) actors export with torch.onnx directly"
+        f"got {type(policy).__name__}; export and compile_policy take a spikerl SpikingActor or SpikingGaussianActor "
+        "(or an SB3 actor wrapping one); ANN (MlpPolicy) actors export with torch.onnx directly"
     )
 
 
@@ -56,8 +56,8 @@ def neuron_spec(neuron: nn.Module, index: int) -> tuple[str, dict[str, Any]]:
             params["current_decay"] = float(neuron.current_decay)
             return "clif", params
         return "lif", params
-    raise ValueError(f"export: layer {index} has neuron {cls.__name__}, which cannot be exported; supported: "
-                     "if, lif, clif, plif, dn, multi-threshold")
+    raise ValueError(f"layer {index} has neuron {cls.__name__}, which has no inference form (export, Numba); "
+                     "supported: if, lif, clif, plif, dn, multi-threshold")
 
 
 def spec_from_actor(policy: Any) -> PolicySpec:
@@ -71,14 +71,14 @@ def spec_from_actor(policy: Any) -> PolicySpec:
     mean = std = None
     if isinstance(enc, PopulationEncoder):
         if not enc.deterministic:
-            raise ValueError("export: the stochastic population encoder (encoder='pop-stochastic') has no "
+            raise ValueError("the stochastic population encoder (encoder='pop-stochastic') has no "
                              "deterministic deployment form; train with encoder='pop' or 'direct'")
         kind, pop = "pop", enc.pop_dim
         mean, std = arr(enc.mean), arr(enc.std)
     elif isinstance(enc, DirectEncoder):
         kind, pop = "direct", 1
     else:
-        raise ValueError(f"export: unsupported encoder {type(enc).__name__}; supported: pop, direct")
+        raise ValueError(f"unsupported encoder {type(enc).__name__}; supported: pop, direct")
     layers = []
     for i, (linear, neuron) in enumerate(zip(actor.snn.linears, actor.snn.neurons, strict=True)):
         name, params = neuron_spec(neuron, i)

@@ -12,8 +12,8 @@ __all__ = ["leaky_multistep", "compile_policy"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "compile_policy":
-        from spikerl.kernels.numba_policy import compile_policy
+    if name == "compile_policy":  # defined with the torch-to-spec reader; the kernel module runs specs only
+        from spikerl.export import compile_policy
 
         return compile_policy
     if name == "leaky_multistep":

@@ -1,7 +1,7 @@
 """Numba CPU inference for spiking actors: one compiled function per decision (encoder to action).
 
-``compile_policy(actor)`` copies a trained :class:`spikerl.SpikingActor` (or the deterministic action
-``tanh(mean)`` of a :class:`spikerl.SpikingGaussianActor`) into contiguous NumPy arrays and returns a
+``pack_policy(spec)`` copies a :class:`spikerl.runtime.spec.PolicySpec` (a bundle's arrays, or a trained
+actor read by ``spikerl.export.compile_policy``) into contiguous NumPy arrays and returns a
 :class:`CompiledPolicy`. One call simulates the T steps from rest, exactly as the torch actor does:
 
     s = tanh(obs) (or obs);   A = exp(-0.5 (s - mu)^2 / sigma^2);   V += A, S = [V > 0.999], V -= 0.999 S
@@ -30,9 +30,8 @@ and the readout decodes r = r_out = sum_t o_t / t of the last layer: a = tanh(W_
 uses N_j = sum_t |o_t| / theta_j (the output emitted in units of theta_j) in place of the spike count.
 
 Event-driven accumulation of rows of the transposed weight (W stored ``(in, out)``) vectorises over the
-output neurons without any reassociation, so the kernels use no fastmath: with
-``fastmath={"reassoc", "contract", "nsz"}`` the batch-1 latency was the same here (42 vs 42 us), and
-plain IEEE arithmetic keeps NaN/Inf semantics and float64 parity (see ``reference/ecosystem.md`` 5).
+output neurons without any reassociation, so the kernels use no fastmath: reassociation would buy nothing
+here, and plain IEEE arithmetic keeps NaN/Inf semantics and float64 parity.
 In float64 the result differs from torch only by the summation order of the currents. Neuron updates
 are branch-free selects followed by a branch-free compaction of the spike indices.
 
@@ -46,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["CompiledPolicy", "compile_policy", "pack_policy"]
+__all__ = ["CompiledPolicy", "pack_policy"]
 
 # neuron kinds
 _LEAKY, _CLIF, _DN, _MULTI, _CONV, _DIFF = 0, 1, 2, 3, 4, 5
@@ -431,7 +430,8 @@ def _decide_batch(obs, w, fp, meta, work, iwork, counts, out, keep_counts, carry
 
 
 class CompiledPolicy:
-    """A spiking actor compiled for CPU inference with Numba (build it with :func:`compile_policy`).
+    """A spiking policy compiled for CPU inference with Numba (build it with :func:`pack_policy`, or from a torch
+    actor with ``spikerl.export.compile_policy``).
 
     ``policy(obs[obs_dim]) -> action[act_dim]``; ``policy(obs[B, obs_dim]) -> action[B, act_dim]``.
     Not thread-safe: calls share the policy's preallocated work buffers.
@@ -607,32 +607,6 @@ def diff_level_table(theta: np.ndarray, levels: int, dtype: np.dtype) -> np.ndar
     return np.stack([lv, dtype.type(0.75) * lv, dtype.type(-0.75) * lv])
 
 
-def _neuron_params(neuron, index: int) -> tuple[str, dict]:
-    """(name, plain parameters) of one torch neuron layer; ValueError for unsupported neurons."""
-    from spikerl.neurons import CLIFNeuron, DNNeuron, IFNeuron, LIFNeuron, MultiThresholdNeuron, PLIFNeuron
-
-    p: dict = {"threshold": float(neuron.threshold), "reset": getattr(neuron, "reset_mode", "hard")}
-    cls = type(neuron)
-    if cls is CLIFNeuron:
-        p.update(decay=float(neuron.decay), current_decay=float(neuron.current_decay))
-        return "clif", p
-    if cls in (LIFNeuron, IFNeuron, PLIFNeuron):
-        decay = neuron.decay
-        p["decay"] = float(decay.detach()) if hasattr(decay, "detach") else float(decay)
-        return "lif", p
-    if cls is DNNeuron:
-        p.update(current_decay=float(neuron.current_decay), theta_r=neuron.theta_r, theta_s=neuron.theta_s,
-                 theta_v=neuron.theta_v, theta_u=neuron.theta_u, u_sign=neuron.u_sign)
-        return "dn", p
-    if cls is MultiThresholdNeuron:
-        p.update(decay=float(neuron.decay), levels=int(neuron.levels))
-        return "multi-threshold", p
-    raise ValueError(
-        f"compile_policy: layer {index} has neuron {cls.__name__} ({getattr(neuron, 'name', '?')!r}), "
-        "which has no Numba kernel; supported: if, lif, clif, plif, dn, multi-threshold"
-    )
-
-
 def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
     """Pack a plain-array policy (a :class:`spikerl.runtime.spec.PolicySpec`) into a :class:`CompiledPolicy`.
 
@@ -730,51 +704,3 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
         work_size=work_size, iwork_size=2 * T * maxn + 2 * T + maxn, count_names=count_names, count_sizes=count_sizes,
         carry_size=carry_off if carried else 0,
     )
-
-
-def compile_policy(actor, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
-    """Compile a ``SpikingActor`` / ``SpikingGaussianActor`` into a Numba :class:`CompiledPolicy`.
-
-    The weights are copied (later changes to the actor are not seen). ``dtype`` is float32 (default)
-    or float64. For a Gaussian (SAC) actor the policy returns the deterministic action tanh(mean).
-    Unsupported parts (stochastic encoder, unknown neuron classes) raise ``ValueError``. The torch
-    parameters are read into a :class:`spikerl.runtime.spec.PolicySpec` and packed by :func:`pack_policy`.
-    """
-    from spikerl.coding import DirectEncoder, PopulationEncoder
-    from spikerl.networks import _SpikingActorBase
-    from spikerl.runtime.spec import LayerSpec, PolicySpec
-
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"compile_policy: dtype must be float32 or float64, got {dtype}")
-    if not isinstance(actor, _SpikingActorBase):
-        raise ValueError(
-            f"compile_policy expects a spikerl SpikingActor or SpikingGaussianActor, got {type(actor).__name__}"
-        )
-    enc = actor.encoder
-    if isinstance(enc, PopulationEncoder):
-        if not enc.deterministic:
-            raise ValueError(
-                "compile_policy: the stochastic population encoder (encoder='pop-stochastic') is not supported; "
-                "use encoder='pop' (deterministic) or 'direct'"
-            )
-        encoder, pop = "pop", enc.pop_dim
-    elif isinstance(enc, DirectEncoder):
-        encoder, pop = "direct", 1
-    else:
-        raise ValueError(f"compile_policy: unsupported encoder {type(enc).__name__}; supported: pop, direct")
-
-    def arr(t) -> np.ndarray:
-        return t.detach().cpu().numpy().astype(dtype, copy=True)
-
-    layers = []
-    for index, (linear, neuron) in enumerate(zip(actor.snn.linears, actor.snn.neurons, strict=True)):
-        name, params = _neuron_params(neuron, index)
-        layers.append(LayerSpec(arr(linear.weight), arr(linear.bias), name, params))
-    spec = PolicySpec(
-        obs_dim=actor.obs_dim, act_dim=actor.act_dim, T=actor.T, encoder=encoder, preprocess=enc.preprocess,
-        layers=layers, decoder_weight=arr(actor.decoder.weight), decoder_bias=arr(actor.decoder.bias), pop_dim=pop,
-        encoder_mean=arr(enc.mean) if encoder == "pop" else None,
-        encoder_std=arr(enc.std) if encoder == "pop" else None,
-    )
-    return pack_policy(spec, dtype)
