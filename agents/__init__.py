@@ -7,7 +7,7 @@
 """
 
 from spikerl.agents.errors import NonFiniteLossError
-from spikerl.agents.policies import SNNActor, SNNGaussianActor, SNNSACPolicy, SNNTD3Policy, spiking_network
+from spikerl.agents.policies import SNNActor, SNNGaussianActor, SNNSACPolicy, SNNTD3Policy, snn_or_none
 from spikerl.agents.proxy import ProxyActor, proxy_update
 from spikerl.agents.sac import ProxySAC
 from spikerl.agents.td3 import ProxyTD3
@@ -16,5 +16,5 @@ ALGORITHMS = {"td3": ProxyTD3, "sac": ProxySAC}
 
 __all__ = [
     "ALGORITHMS", "ProxyTD3", "ProxySAC", "SNNTD3Policy", "SNNSACPolicy", "SNNActor", "SNNGaussianActor",
-    "NonFiniteLossError", "ProxyActor", "proxy_update", "spiking_network",
+    "NonFiniteLossError", "ProxyActor", "proxy_update", "snn_or_none",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 import torch as th
 from spikerl.agents.diagnostics import snn_diagnostics
 from spikerl.agents.errors import NonFiniteLossError
-from spikerl.agents.policies import fused_adam_supported, spiking_network
+from spikerl.agents.policies import fused_adam_supported, snn_or_none
 from spikerl.agents.proxy import ProxyActor, proxy_update
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
@@ -156,7 +156,7 @@ class ProxyTargetMixin:
         """Firing rates and surrogate-window occupancy of the spiking actor, every ``diagnostics_every``."""
         if self.diagnostics_every <= 0 or self._n_updates % self.diagnostics_every != 0:
             return
-        network = spiking_network(self.actor)
+        network = snn_or_none(self.actor)
         if network is None:
             return
         features = self.actor.extract_features(obs, self.actor.features_extractor)

@@ -68,11 +68,11 @@ def convert_run(run_dir: str | os.PathLike[str], spec: ConversionSpec, calib_ste
 
     ``out`` defaults to ``RUN_DIR/converted/<method>-T<T>[-crpi<alpha>]``; ``calib_seed`` to the run's
     seed + 200. RunError for a spiking run or an unloadable model."""
-    from spikerl.agents.policies import spiking_network
+    from spikerl.agents.policies import snn_or_none
 
     run_dir = Path(run_dir)
     model, cfg, source = load_run_model(run_dir)
-    if spiking_network(model.actor) is not None:
+    if snn_or_none(model.actor) is not None:
         raise RunError(f"{run_dir} trained a spiking actor ({cfg['policy']}, neuron {cfg['actor'].get('neuron')}); "
                        "spikerl convert converts ANN actors (presets td3-ann, sac-ann); export a spiking run with "
                        "spikerl export instead")

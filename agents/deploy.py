@@ -35,7 +35,7 @@ DEFAULT_OUT = {"bundle": "bundle", "nir": "policy.nir", "onnx": "policy.onnx"}
 def export_run(run_dir: str | os.PathLike[str], format: str = "bundle", out: str | os.PathLike[str] | None = None
                ) -> Path:
     """Export the spiking actor of a run directory; ``out`` defaults to ``RUN_DIR/bundle`` (or policy.nir/.onnx)."""
-    from spikerl.agents.policies import spiking_network
+    from spikerl.agents.policies import snn_or_none
 
     from spikerl.export import FORMATS, export_policy
 
@@ -47,7 +47,7 @@ def export_run(run_dir: str | os.PathLike[str], format: str = "bundle", out: str
 
         return export_converted(run_dir, format, out)
     model, cfg, _source = load_run_model(run_dir)
-    net = spiking_network(model.actor)
+    net = snn_or_none(model.actor)
     if net is None:
         raise RunError(f"{run_dir} trained an ANN actor ({cfg['policy']}); spikerl export writes spiking policies "
                        "only (train with an SNN preset, e.g. td3-proxy-lif)")

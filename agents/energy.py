@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from spikerl.agents.policies import spiking_network
+from spikerl.agents.policies import snn_or_none
 
 from spikerl.energy import ENERGY_MODELS, energy_of, snn_energy
 
@@ -22,7 +22,7 @@ MAX_OBSERVATIONS = 2000
 def actor_energy(model: Any, observations: np.ndarray, energy_model: str = "paper") -> dict[str, Any]:
     """Per-decision ``sops``, ``macs``, ``energy_nj``, ``firing_rate`` (None for ANNs) and the model name."""
     actor = model.actor
-    net = spiking_network(actor)
+    net = snn_or_none(actor)
     if net is not None:
         obs = np.asarray(observations, dtype=np.float32)[:MAX_OBSERVATIONS]
         with torch.no_grad():

@@ -196,7 +196,7 @@ class SNNSACPolicy(_SNNPolicyMixin, SACPolicy):
     _actor_class = SNNGaussianActor
 
 
-def spiking_network(actor: nn.Module) -> SpikingActor | SpikingGaussianActor | None:
+def snn_or_none(actor: nn.Module) -> SpikingActor | SpikingGaussianActor | None:
     """The spikerl network inside an SB3 actor, or None for an ANN (MlpPolicy) actor."""
     net = getattr(actor, "network", None)
     return net if isinstance(net, SpikingActor | SpikingGaussianActor) else None

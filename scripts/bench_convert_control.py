@@ -146,14 +146,14 @@ def mlp_from_state_dict(path: Path) -> torch.nn.Sequential:
 def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: str, log,
               conv: dict[str, Any]) -> dict[str, Any] | None:
     """A spikerl ANN run directory (td3-ann / sac-ann)."""
-    from spikerl.agents.policies import spiking_network
+    from spikerl.agents.policies import snn_or_none
 
     try:
         model, cfg, source = load_run_model(run)
     except RunError as err:
         log(f"skip {run}: {err}")
         return None
-    if spiking_network(model.actor) is not None:
+    if snn_or_none(model.actor) is not None:
         log(f"skip {run}: spiking actor")
         return None
     info = {"run": str(run), "env": cfg["env"], "algo": cfg["algo"], "seed": int(cfg["seed"]), "model": source,

@@ -29,7 +29,7 @@ import numpy as np
 import stable_baselines3
 import torch
 from benchlib import cpu_name  # noqa: E402  (scripts/ is on sys.path)
-from spikerl.agents import ProxyTD3, spiking_network
+from spikerl.agents import ProxyTD3, snn_or_none
 from spikerl.agents.cpu import keep_freed_memory
 from spikerl.envs import make_env
 from stable_baselines3 import TD3
@@ -47,7 +47,7 @@ def linear_flops(module: nn.Module) -> int:
 
 def actor_flops(model: Any) -> int:
     """Forward GEMM FLOPs per row of the actor: T * (spiking layers) + decoder for an SNN, else the MLP."""
-    net = spiking_network(model.actor)
+    net = snn_or_none(model.actor)
     if net is None:
         return linear_flops(model.actor)
     return net.T * linear_flops(net.snn) + 2 * net.decoder.in_features

@@ -5,27 +5,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from cli_helpers import run_subprocess, spikerl_cmd, subprocess_env, tiny
 
 from spikerl.sweep import expand_grid, parse_seeds, trial_state, validate_trials
 
-TINY = ["learning_starts=60", "batch_size=16", "buffer_size=1000", "actor.hidden=[16,16]", "critic.hidden=[16,16]",
-        "eval.freq=100", "eval.episodes=1", "device=cpu", "checkpoint.every=100"]
 STEPS = "300"
+#: the presets swept here have no proxy; a checkpoint every 100 steps gives the kill test something to resume from
+SWEEP_TINY = [*tiny(cfg_has_proxy=False), "eval.episodes=1", "checkpoint.every=100"]
 
 
-def sweep_cmd(out, presets="td3-ann,td3-lif", envs="InvertedPendulum-v5,InvertedDoublePendulum-v5", seeds="0-1",
-              extra=()):
-    return [sys.executable, "-m", "spikerl", "sweep", presets, "--envs", envs, "--seeds", seeds, "--steps", STEPS,
-            "--out", str(out), "--no-live", "--max-parallel", "2", *extra, "--set", *TINY]
-
-
-def run(cmd, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+def sweep_args(out, presets="td3-ann,td3-lif", envs="InvertedPendulum-v5,InvertedDoublePendulum-v5", seeds="0-1",
+               extra=(), overrides=tuple(SWEEP_TINY)) -> list[str]:
+    return ["sweep", presets, "--envs", envs, "--seeds", seeds, "--steps", STEPS, "--out", str(out), "--no-live",
+            "--max-parallel", "2", *extra, "--set", *overrides]
 
 
 def test_parse_seeds_and_grid(tmp_path):
@@ -57,11 +52,11 @@ def _metrics(out):
     return {p.parent.relative_to(out).as_posix(): json.loads(p.read_text()) for p in out.rglob("metrics.json")}
 
 
+@pytest.mark.slow
 def test_local_sweep_kill_and_rerun_finishes_each_trial_once(tmp_path):
     out = tmp_path / "sweep"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(sweep_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(spikerl_cmd(*sweep_args(out)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=subprocess_env(), start_new_session=True)
     deadline = time.time() + 240
     # kill once some trial finished and another one has a checkpoint but is still running
     while time.time() < deadline:
@@ -77,7 +72,7 @@ def test_local_sweep_kill_and_rerun_finishes_each_trial_once(tmp_path):
     assert 0 < len(first) < 8
     stamps = {k: (out / k / "metrics.json").stat().st_mtime_ns for k in first}
 
-    res = run(sweep_cmd(out))
+    res = run_subprocess(*sweep_args(out), timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     summary = json.loads((out / "sweep_summary.json").read_text())
     assert summary["failed"] == 0 and summary["skipped"] == len(first)
@@ -96,13 +91,14 @@ def test_local_sweep_kill_and_rerun_finishes_each_trial_once(tmp_path):
     assert "| InvertedPendulum-v5 | td3-ann | 2 |" in table and "| InvertedDoublePendulum-v5 | td3-lif | 2 |" in table
     assert (out / "curves.png").stat().st_size > 0
     # a third run has nothing left to do
-    res = run(sweep_cmd(out))
+    res = run_subprocess(*sweep_args(out), timeout=300)
     assert res.returncode == 0 and "0 done" in res.stdout and "8 already finished" in res.stdout
 
 
 def test_failing_trial_does_not_stop_the_others(tmp_path):
     out = tmp_path / "sweep"
-    res = run(sweep_cmd(out, presets="td3-ann", envs="InvertedPendulum-v5,NoSuchEnv-v5", seeds="0"))
+    res = run_subprocess(*sweep_args(out, presets="td3-ann", envs="InvertedPendulum-v5,NoSuchEnv-v5", seeds="0"),
+                         timeout=300)
     assert res.returncode == 1
     summary = json.loads((out / "sweep_summary.json").read_text())
     assert summary["done"] == 1 and summary["failed"] == 1
@@ -112,16 +108,16 @@ def test_failing_trial_does_not_stop_the_others(tmp_path):
 
 
 def test_bad_override_fails_before_any_trial(tmp_path):
-    cmd = sweep_cmd(tmp_path / "s")[: -len(TINY) - 1] + ["--set", "batch_size=big"]
-    res = run(cmd)
+    res = run_subprocess(*sweep_args(tmp_path / "s", overrides=[*SWEEP_TINY, "batch_size=big"]), timeout=300)
     assert res.returncode == 2 and "batch_size" in res.stderr and not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_ray_backend_runs_the_same_trials(tmp_path):
     pytest.importorskip("ray")
     out = tmp_path / "ray"
     # one seed (4 trials): Ray's start-up plus 8 trials could pass 400 s on a loaded 2-core machine
-    res = run(sweep_cmd(out, seeds="1", extra=["--backend", "ray"]), timeout=600)
+    res = run_subprocess(*sweep_args(out, seeds="1", extra=["--backend", "ray"]), timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     final = _metrics(out)
     assert len(final) == 4 and "InvertedDoublePendulum-v5/td3-lif/s1" in final

@@ -19,7 +19,7 @@ from spikerl.neurons import CLIFNeuron, DNNeuron, IFNeuron, LIFNeuron, MultiThre
 from spikerl.runtime.spec import LayerSpec, PolicySpec
 
 
-def spiking_network(policy: Any) -> _SpikingActorBase:
+def require_spiking_actor(policy: Any) -> _SpikingActorBase:
     """The spikerl actor inside ``policy`` (itself, or its ``network`` attribute); ValueError otherwise."""
     if isinstance(policy, _SpikingActorBase):
         return policy
@@ -62,7 +62,7 @@ def neuron_spec(neuron: nn.Module, index: int) -> tuple[str, dict[str, Any]]:
 
 def spec_from_actor(policy: Any) -> PolicySpec:
     """The :class:`PolicySpec` of a trained spiking actor (arrays copied in the actor's dtype)."""
-    actor = spiking_network(policy)
+    actor = require_spiking_actor(policy)
 
     def arr(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy().copy()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import ENV, run_cli, run_subprocess, spikerl_cmd, tiny
+from cli_helpers import ENV, run_cli, run_subprocess, spikerl_cmd, subprocess_env, tiny
 from spikerl.agents import ProxyTD3
 from spikerl.agents.training import train_run
 
@@ -28,12 +27,12 @@ def _eval_steps(run_dir) -> list[int]:
         return [int(r["step"]) for r in csv.DictReader(fh)]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_finishes_the_exact_budget(tmp_path) -> None:
     run_dir = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     args = ["train", "td3-proxy-lif", "--env", ENV, "--steps", str(BUDGET), "--run-dir", str(run_dir),
             "--checkpoint-every", str(EVERY), "--seed", "3", "--set", *tiny(), f"eval.freq={EVERY}"]
-    proc = subprocess.Popen(spikerl_cmd(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(spikerl_cmd(*args), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while not list((run_dir / "checkpoints").glob("*.json")):

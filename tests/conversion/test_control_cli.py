@@ -7,26 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_helpers import ENV, run_cli, tiny
 
 from spikerl.cli import main
-
-ENV = "InvertedPendulum-v5"
-#: tests/cli/cli_helpers.py's TINY overrides (a run in a few seconds on one core)
-TINY = ["learning_starts=100", "batch_size=16", "buffer_size=2000", "actor.hidden=[32,32]",
-        "critic.hidden=[32,32]", "eval.freq=100", "eval.episodes=2", "device=cpu"]
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
 def ann_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("conv") / "ann"
     assert main(["train", "td3-ann", "--env", ENV, "--steps", "300", "--run-dir", str(run), "--quiet",
-                 "--set", *TINY]) == 0
+                 "--set", *tiny(False)]) == 0
     return run
 
 
@@ -37,7 +27,7 @@ def test_convert_evaluate_export_and_runtime_round_trip(ann_run, capsys) -> None
     from spikerl.conversion.saved import load_converted
     from spikerl.runtime import load_policy
 
-    code, out, err = _cli(capsys, "convert", str(ann_run), "--T", "8", "--carry", "crpi", "--alpha", "0.5",
+    code, out, err = run_cli(capsys, "convert", str(ann_run), "--T", "8", "--carry", "crpi", "--alpha", "0.5",
                           "--calib-steps", "300", "--set", "fire=gt")
     assert code == 0, err
     conv = ann_run / "converted" / "max-T8-crpi0.5"
@@ -60,7 +50,7 @@ def test_convert_evaluate_export_and_runtime_round_trip(ann_run, capsys) -> None
         a_ann = model.actor(states[:50])
     assert a_ann.shape == (50, 1) and torch.equal(mlp(states[:50]), a_ann)
 
-    code, out, err = _cli(capsys, "evaluate", str(conv), "--episodes", "2")
+    code, out, err = run_cli(capsys, "evaluate", str(conv), "--episodes", "2")
     assert code == 0, err
     result = json.loads((conv / "evaluation.json").read_text())
     assert result["episodes"] == 2 and len(result["returns"]) == 2 and "carry=crpi" in result["model"]
@@ -68,7 +58,7 @@ def test_convert_evaluate_export_and_runtime_round_trip(ann_run, capsys) -> None
     assert energy["sops"] > 0 and energy["energy_nj"] > 0 and 0 < energy["firing_rate"] < 1
     assert "energy per decision" in out and "SOPs" in out
 
-    code, out, err = _cli(capsys, "export", str(conv), "--format", "bundle")
+    code, out, err = run_cli(capsys, "export", str(conv), "--format", "bundle")
     assert code == 0, err
     policy = load_policy(conv / "bundle", dtype=np.float64)
     assert policy.stateful and policy.env_id == ENV
@@ -79,12 +69,12 @@ def test_convert_evaluate_export_and_runtime_round_trip(ann_run, capsys) -> None
     policy.reset()
     snn64.reset()
     np.testing.assert_allclose(policy.act(obs.numpy(), normalized=True), snn64(obs).numpy(), atol=1e-5)
-    code, out, err = _cli(capsys, "evaluate", str(conv / "bundle"), "--episodes", "2")
+    code, out, err = run_cli(capsys, "evaluate", str(conv / "bundle"), "--episodes", "2")
     assert code == 0, err
 
-    code, out, err = _cli(capsys, "export", str(conv), "--format", "nir")
+    code, out, err = run_cli(capsys, "export", str(conv), "--format", "nir")
     assert code == 2 and "format 'bundle' or 'onnx'" in err and "no CRPI carry" in err
-    code, out, err = _cli(capsys, "export", str(conv), "--format", "onnx")  # this one carries state
+    code, out, err = run_cli(capsys, "export", str(conv), "--format", "onnx")  # this one carries state
     assert code == 2 and "state carried across decisions" in err
 
 
@@ -92,11 +82,11 @@ def test_convert_dcgs_with_crpi_then_export_runs_in_the_runtime(ann_run, capsys)
     from spikerl.conversion.saved import load_converted
     from spikerl.runtime import load_policy
 
-    code, out, err = _cli(capsys, "convert", str(ann_run), "--method", "dcgs", "--T", "8", "--carry", "crpi",
+    code, out, err = run_cli(capsys, "convert", str(ann_run), "--method", "dcgs", "--T", "8", "--carry", "crpi",
                           "--alpha", "0.5", "--calib-steps", "200")
     assert code == 0, err
     conv = ann_run / "converted" / "dcgs-T8-crpi0.5"
-    code, out, err = _cli(capsys, "export", str(conv), "--format", "bundle")
+    code, out, err = run_cli(capsys, "export", str(conv), "--format", "bundle")
     assert code == 0, err
     policy = load_policy(conv / "bundle", dtype=np.float64)
     assert policy.stateful and [e["neuron"] for e in policy.manifest["layers"]] == ["diff-conv", "diff-conv"]
@@ -108,9 +98,9 @@ def test_convert_dcgs_with_crpi_then_export_runs_in_the_runtime(ann_run, capsys)
     policy.reset()
     snn64.reset()
     np.testing.assert_allclose(policy.act(obs, normalized=True), snn64(torch.from_numpy(obs)).numpy(), atol=1e-9)
-    code, out, err = _cli(capsys, "evaluate", str(conv / "bundle"), "--episodes", "1")
+    code, out, err = run_cli(capsys, "evaluate", str(conv / "bundle"), "--episodes", "1")
     assert code == 0, err
-    code, out, err = _cli(capsys, "export", str(conv), "--format", "onnx")  # carries state
+    code, out, err = run_cli(capsys, "export", str(conv), "--format", "onnx")  # carries state
     assert code == 2 and "state carried across decisions" in err
 
 
@@ -138,14 +128,14 @@ def test_converted_agent_resets_the_carry_per_env_index(ann_run) -> None:
 
 
 def test_convert_errors(ann_run, tmp_path, capsys) -> None:
-    code, _out, err = _cli(capsys, "convert", str(tmp_path / "missing"))
+    code, _out, err = run_cli(capsys, "convert", str(tmp_path / "missing"))
     assert code == 2 and "does not exist" in err
-    code, _out, err = _cli(capsys, "convert", str(ann_run), "--method", "srp", "--carry", "crpi")
+    code, _out, err = run_cli(capsys, "convert", str(ann_run), "--method", "srp", "--carry", "crpi")
     assert code == 2 and "carry='crpi' needs the sequential 'if' neuron" in err and "dcgs" in err
-    code, _out, err = _cli(capsys, "convert", str(ann_run), "--set", "alpha=0.3")
+    code, _out, err = run_cli(capsys, "convert", str(ann_run), "--set", "alpha=0.3")
     assert code == 2 and "use --alpha" in err
     snn_run = tmp_path / "snn"
     assert main(["train", "td3-lif", "--env", ENV, "--steps", "150", "--run-dir", str(snn_run), "--quiet",
-                 "--set", *TINY, "actor.T=2"]) == 0
-    code, _out, err = _cli(capsys, "convert", str(snn_run))
+                 "--set", *tiny(False), "actor.T=2"]) == 0
+    code, _out, err = run_cli(capsys, "convert", str(snn_run))
     assert code == 2 and "trained a spiking actor" in err

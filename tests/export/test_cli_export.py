@@ -8,6 +8,7 @@ import nir
 import numpy as np
 import onnxruntime as ort
 import pytest
+from cli_helpers import run_cli, tiny
 from spikerl.agents.deploy import evaluate_bundle
 from spikerl.agents.training import evaluate_run, load_run_model
 
@@ -15,21 +16,12 @@ from spikerl.cli import main
 from spikerl.runtime import load_policy
 
 ENV = "Hopper-v5"
-TINY = ["learning_starts=100", "batch_size=16", "buffer_size=2000", "actor.hidden=[32,32]", "critic.hidden=[32,32]",
-        "eval.freq=100", "eval.episodes=1", "device=cpu"]
-
-
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _train(root, preset: str, seed: int, proxy: bool = True):
     run_dir = root / preset
-    extra = ["proxy.hidden=[32,32]"] if proxy else []
     assert main(["train", preset, "--env", ENV, "--steps", "200", "--seed", str(seed), "--run-dir", str(run_dir),
-                 "--set", *TINY, *extra]) == 0
+                 "--set", *tiny(proxy), "eval.episodes=1"]) == 0
     return run_dir
 
 
@@ -56,7 +48,7 @@ def _recorded_obs(n: int = 16) -> np.ndarray:
 @pytest.mark.parametrize("algo", ["td3", "sac"])
 def test_export_all_formats_match_the_trained_model(runs, capsys, tmp_path, algo):
     run_dir = runs[algo]
-    code, out, _ = _cli(capsys, "export", str(run_dir))
+    code, out, _ = run_cli(capsys, "export", str(run_dir))
     assert code == 0 and f"exported bundle -> {run_dir / 'bundle'}" in out
     model, cfg, _ = load_run_model(run_dir)
     obs = _recorded_obs()
@@ -69,12 +61,12 @@ def test_export_all_formats_match_the_trained_model(runs, capsys, tmp_path, algo
     assert manifest["policy"]["source"] == ("SpikingGaussianActor" if algo == "sac" else "SpikingActor")
 
     onnx_path = tmp_path / "p.onnx"
-    assert _cli(capsys, "export", str(run_dir), "--format", "onnx", "--out", str(onnx_path))[0] == 0
+    assert run_cli(capsys, "export", str(run_dir), "--format", "onnx", "--out", str(onnx_path))[0] == 0
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     (norm,) = sess.run(None, {"obs": obs.astype(np.float32)})
     np.testing.assert_allclose(norm, policy.act(obs, normalized=True), rtol=0, atol=1e-5)
 
-    assert _cli(capsys, "export", str(run_dir), "--format", "nir")[0] == 0
+    assert run_cli(capsys, "export", str(run_dir), "--format", "nir")[0] == 0
     graph = nir.read(str(run_dir / "policy.nir"))
     w = model.actor.network.snn.linears[0].weight.detach().numpy()
     np.testing.assert_array_equal(graph.nodes["affine0"].weight, w)
@@ -82,15 +74,15 @@ def test_export_all_formats_match_the_trained_model(runs, capsys, tmp_path, algo
 
 def test_evaluate_bundle_gives_the_same_returns_as_the_run(runs, capsys):
     run_dir = runs["td3"]
-    assert _cli(capsys, "export", str(run_dir))[0] == 0
+    assert run_cli(capsys, "export", str(run_dir))[0] == 0
     ref = evaluate_run(run_dir, episodes=3)
     got = evaluate_bundle(run_dir / "bundle", episodes=3)
     assert got["seed"] == ref["seed"] and got["env"] == ref["env"] == ENV
     assert got["lengths"] == ref["lengths"]
     np.testing.assert_allclose(got["returns"], ref["returns"], rtol=1e-6)
     assert len(set(ref["returns"])) > 1  # the seeds give different episodes
-    code, out, _ = _cli(capsys, "evaluate", str(run_dir / "bundle"), "--episodes", "3", "--seed", "7")
-    code_run, out_run, _ = _cli(capsys, "evaluate", str(run_dir), "--episodes", "3", "--seed", "7", "--quiet")
+    code, out, _ = run_cli(capsys, "evaluate", str(run_dir / "bundle"), "--episodes", "3", "--seed", "7")
+    code_run, out_run, _ = run_cli(capsys, "evaluate", str(run_dir), "--episodes", "3", "--seed", "7", "--quiet")
     assert code == code_run == 0
     assert out.split("(")[0] == out_run.split("(")[0]  # "Hopper-v5: mean return X ± Y over 3 deterministic episodes"
     assert "seed 7" in out
@@ -106,8 +98,8 @@ def test_evaluate_bundle_gives_the_same_returns_as_the_run(runs, capsys):
 
 def test_evaluate_bundle_records_videos(runs, capsys):
     bundle = runs["sac"] / "bundle"
-    assert _cli(capsys, "export", str(runs["sac"]))[0] == 0
-    code, out, _ = _cli(capsys, "evaluate", str(bundle), "--episodes", "2", "--video")
+    assert run_cli(capsys, "export", str(runs["sac"]))[0] == 0
+    code, out, _ = run_cli(capsys, "evaluate", str(bundle), "--episodes", "2", "--video")
     assert code == 0 and f"videos: 2 files in {bundle / 'videos'}" in out
     videos = sorted((bundle / "videos").glob("*.mp4"))
     assert [v.name for v in videos] == ["eval-episode-0.mp4", "eval-episode-1.mp4"]
@@ -117,21 +109,21 @@ def test_evaluate_bundle_records_videos(runs, capsys):
 
 
 def test_cli_errors_are_one_line(runs, capsys, tmp_path):
-    code, _, err = _cli(capsys, "export", str(tmp_path / "missing"))
+    code, _, err = run_cli(capsys, "export", str(tmp_path / "missing"))
     assert code == 2 and "run directory" in err and "does not exist" in err
     (tmp_path / "empty").mkdir()
-    code, _, err = _cli(capsys, "export", str(tmp_path / "empty"))
+    code, _, err = run_cli(capsys, "export", str(tmp_path / "empty"))
     assert code == 2 and "is not a spikerl run directory" in err
     bundle = runs["td3"] / "bundle"
-    assert _cli(capsys, "export", str(runs["td3"]))[0] == 0
-    code, _, err = _cli(capsys, "evaluate", str(bundle), "--no-deterministic")
+    assert run_cli(capsys, "export", str(runs["td3"]))[0] == 0
+    code, _, err = run_cli(capsys, "evaluate", str(bundle), "--no-deterministic")
     assert code == 2 and "drop --no-deterministic" in err
     (bundle / "weights.npz").write_bytes(b"tampered")
-    code, _, err = _cli(capsys, "evaluate", str(bundle))
+    code, _, err = run_cli(capsys, "evaluate", str(bundle))
     assert code == 2 and "SHA-256 checksum mismatch" in err and len(err.strip().splitlines()) == 1
 
 
 def test_export_of_an_ann_run_is_refused(tmp_path, capsys):
     run_dir = _train(tmp_path, "td3-ann", 0, proxy=False)
-    code, _, err = _cli(capsys, "export", str(run_dir))
+    code, _, err = run_cli(capsys, "export", str(run_dir))
     assert code == 2 and "trained an ANN actor" in err
