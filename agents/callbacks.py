@@ -76,12 +76,13 @@ def write_evaluations(path: Path, rows: list[EvalRecord]) -> None:
     os.replace(tmp, path)
 
 
-class EvalCallback(BaseCallback):
+class CsvEvalCallback(BaseCallback):
     """Every ``freq`` env steps (and at step 0 and at the end): ``episodes`` episodes on ``eval_env``.
 
     The eval env is re-seeded with ``eval_seed`` before every evaluation, so each evaluation sees the
     same start states (the Proxy Target protocol re-creates its eval env with seed + 100 each time).
-    Appends ``step, mean_return, std_return, wall_time_s`` to ``csv_path`` and logs ``eval/*``.
+    Appends ``step, mean_return, std_return, wall_time_s`` to ``csv_path`` and logs ``eval/*``. Unlike SB3's
+    ``EvalCallback`` it evaluates at rollout boundaries and resumes its schedule from ``history``.
     """
 
     def __init__(self, eval_env: VecEnv, csv_path: Path, freq: int, episodes: int, deterministic: bool,
@@ -193,8 +194,9 @@ def list_checkpoints(ckpt_dir: Path) -> list[int]:
     return sorted(steps)
 
 
-class CheckpointCallback(BaseCallback):
-    """Every ``every`` env steps: :func:`save_checkpoint` with the run state from ``state_fn()``."""
+class ResumableCheckpointCallback(BaseCallback):
+    """Every ``every`` env steps: :func:`save_checkpoint` with the run state from ``state_fn()``. Unlike SB3's
+    ``CheckpointCallback`` it saves the replay buffer and a JSON marker with it, so that a run resumes exactly."""
 
     def __init__(self, ckpt_dir: Path, every: int, keep: int, state_fn: Callable[[], dict[str, Any]]) -> None:
         super().__init__()

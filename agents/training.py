@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 from spikerl.agents.callbacks import (
-    CheckpointCallback,
-    EvalCallback,
+    CsvEvalCallback,
     EvalRecord,
     ProgressFileCallback,
+    ResumableCheckpointCallback,
     RichProgressCallback,
     RunClock,
     atomic_write,
@@ -178,9 +178,9 @@ class _Session:
                  on_eval: Callable[[EvalRecord], None] | None) -> None:
         ev, ck = cfg["eval"], cfg["checkpoint"]
         self.run_dir, self.cfg, self.clock = run_dir, cfg, clock
-        self.eval_cb = EvalCallback(eval_env, run_dir / EVAL_CSV, ev["freq"], ev["episodes"], ev["deterministic"],
+        self.eval_cb = CsvEvalCallback(eval_env, run_dir / EVAL_CSV, ev["freq"], ev["episodes"], ev["deterministic"],
                                     cfg["seed"] + EVAL_SEED_OFFSET, clock, history, on_eval)
-        self.ckpt_cb = CheckpointCallback(run_dir / CHECKPOINT_DIR, ck["every"], ck["keep"], self.state)
+        self.ckpt_cb = ResumableCheckpointCallback(run_dir / CHECKPOINT_DIR, ck["every"], ck["keep"], self.state)
         self.callbacks: list[BaseCallback] = [
             self.eval_cb, self.ckpt_cb,
             ProgressFileCallback(run_dir / PROGRESS_FILE, cfg["total_timesteps"], lambda: self.eval_cb.last, clock)]
