@@ -1,8 +1,8 @@
 """Compare training runs: a markdown table (mean ± std over seeds) and learning-curve plots.
 
-A run directory (written by ``spikerl train``) holds ``config.yaml``, ``evaluations.csv`` (step, mean,
-std of the periodic deterministic evaluations), ``metrics.json`` (steps/s, ...) and, after
-``spikerl evaluate``, ``evaluation.json`` (return, firing rate, energy per decision). Runs are grouped by
+A run directory (written by ``spikerl train``) holds ``config.yaml``, ``evaluations.csv`` (step,
+mean_return, std_return, wall_time_s of the periodic deterministic evaluations), ``metrics.json`` (steps/s, ...)
+and, after ``spikerl evaluate``, ``evaluation.json`` (return, firing rate, energy per decision). Runs are grouped by
 (env, variant); a variant is the preset name (``td3-proxy-lif``, ``td3-ann``, ...).
 
 Per run: final return = the last evaluation's mean, best return = the max over evaluations (the
@@ -98,7 +98,7 @@ def load_run(path: str | Path) -> RunRecord:
         with evals.open() as fh:
             for row in csv.DictReader(fh):
                 steps.append(float(row["step"]))
-                means.append(float(row["mean_return"] if "mean_return" in row else row["mean"]))
+                means.append(float(row["mean_return"]))
     metrics = _read_json(path / "metrics.json")
     extra = {**_read_json(path / "evaluation.json")}
     seed = config.get("seed")

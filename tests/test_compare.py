@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from spikerl.agents.callbacks import EvalRecord, write_evaluations
 
 from spikerl.cli import main
 from spikerl.compare import compare_runs, load_run, mean_curve, summary_rows, variant_name
@@ -14,8 +15,8 @@ def make_run(root, name, env, cfg, evals, steps_per_s=None, evaluation=None):
     d = root / name
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump({"env": env, **cfg}))
-    lines = ["step,mean,std"] + [f"{s},{m},0.0" for s, m in evals]
-    (d / "evaluations.csv").write_text("\n".join(lines) + "\n")
+    # written by the trainer's own writer, so the columns are the ones a real run has
+    write_evaluations(d / "evaluations.csv", [EvalRecord(s, float(m), 0.0, 1.0 + i) for i, (s, m) in enumerate(evals)])
     if steps_per_s is not None:
         (d / "metrics.json").write_text(json.dumps({"steps_per_second": steps_per_s}))
     if evaluation is not None:
