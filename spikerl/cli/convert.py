@@ -9,6 +9,7 @@ from typing import Any
 from spikerl.cli import CLIError
 from spikerl.cli.args import default_threads
 from spikerl.cli.args import positive_int as _positive
+from spikerl.cli.threads import set_torch_threads
 
 EPILOG = """examples:
   spikerl convert runs/hopper --method max --T 32
@@ -94,13 +95,11 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise CLIError(f"run directory {run_dir} does not exist")
     spec = build_spec(args)
-    import torch
 
     from spikerl.agents.conversion import convert_run
     from spikerl.agents.training import RunError
-    from spikerl.cli.train import _set_threads
 
-    _set_threads(torch, args.threads)
+    set_torch_threads(args.threads)
     try:
         path, snn = convert_run(run_dir, spec, calib_steps=args.calib_steps, out=args.out, calib_seed=args.calib_seed)
     except RunError as err:

@@ -9,6 +9,7 @@ from pathlib import Path
 from spikerl.cli import CLIError
 from spikerl.cli.args import default_threads
 from spikerl.cli.args import positive_int as _positive
+from spikerl.cli.threads import set_torch_threads
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,13 +40,11 @@ def run(args: argparse.Namespace) -> int:
         return _run_bundle(args, run_dir)
     if (run_dir / "converted.json").is_file():
         return _run_converted(args, run_dir)
-    import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from spikerl.agents.training import RunError, evaluate_run
-    from spikerl.cli.train import _set_threads
 
-    _set_threads(torch, args.threads)
+    set_torch_threads(args.threads)
 
     show = (not args.quiet) and sys.stdout.isatty()
     progress = Progress(TextColumn("[bold]evaluate"), BarColumn(), MofNCompleteColumn(),
@@ -70,12 +69,10 @@ def _run_converted(args: argparse.Namespace, path: Path) -> int:
         raise CLIError("--video is not supported for converted policies; evaluate the source run for videos")
     if not args.deterministic:
         raise CLIError("a converted policy is deterministic; drop --no-deterministic")
-    import torch
 
     from spikerl.agents.conversion import evaluate_converted
-    from spikerl.cli.train import _set_threads
 
-    _set_threads(torch, args.threads)
+    set_torch_threads(args.threads)
     try:
         result = evaluate_converted(path, episodes=args.episodes, seed=args.seed)
     except (ValueError, ImportError, OSError) as err:

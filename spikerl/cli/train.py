@@ -11,6 +11,7 @@ from pathlib import Path
 
 from spikerl.cli import CLIError
 from spikerl.cli.args import default_threads
+from spikerl.cli.threads import set_torch_threads
 
 EPILOG = """examples:
   spikerl train td3-proxy-lif --env InvertedPendulum-v5 --steps 20000 --set learning_starts=1000
@@ -90,12 +91,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def _set_threads(torch, n: int) -> None:
-    if n < 1:
-        raise CLIError(f"--threads: expected a positive integer, got {n}")
-    torch.set_num_threads(n)
-
-
 def run(args: argparse.Namespace) -> int:
     from spikerl.config import ConfigError, load_config
 
@@ -116,13 +111,12 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as err:
             raise CLIError(str(err)) from None
 
-    import torch
     from rich.console import Console
 
     from spikerl.agents.cpu import keep_freed_memory
     from spikerl.agents.training import RunError, resume_run, train_run
 
-    _set_threads(torch, args.threads)
+    set_torch_threads(args.threads)
     keep_freed_memory()  # reuse freed tensor memory instead of page-faulting fresh pages every update
 
     console = Console(stderr=False)
