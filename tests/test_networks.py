@@ -147,7 +147,12 @@ def test_gaussian_actor():
     assert torch.allclose(actor.deterministic(obs), torch.tanh(mean))
     assert list(actor.spike_counts(obs)) == ["encoder", "hidden0", "hidden1", "output"]
     (mean.sum() + log_std.sum()).backward()
-    assert actor.log_std_net[0].weight.grad is not None
+    assert actor.log_std_net[0].weight.grad.abs().sum() > 0
+    # the log-std head is clamped to [-20, 2]: push its two outputs far beyond each bound
+    with torch.no_grad():
+        actor.log_std_net[-1].bias.copy_(torch.tensor([100.0, -100.0]))
+    _, log_std = actor(obs)
+    assert torch.equal(log_std, torch.tensor([[2.0, -20.0]]).expand(5, 2))
 
 
 def test_mlp_actor_baseline():

@@ -105,7 +105,11 @@ def test_qcfs_module_forward_gradient_and_state_dict():
     y.sum().backward()
     inside = (z.detach() > 0) & (z.detach() < 2.0)
     assert torch.equal(z.grad, inside.double())
-    assert act.lam.grad is not None and torch.isfinite(act.lam.grad)
+    # y = q(z) with q = floor(L x + 1/2) lam / L and x = clip(z / lam, 0, 1); straight-through floor:
+    # dy/dlam = q / lam - (z / lam) [0 < z < lam]  (the first term from y's factor lam, the second through x)
+    lam_grad = (y.detach() / 2.0).sum() - (z.detach() / 2.0 * inside).sum()
+    # two float64 sums of 401 terms of size <= 1: their rounding stays below 401 * 401 * 2^-53 < 2e-11
+    assert abs(float(act.lam.grad) - float(lam_grad)) < 2e-11 and abs(float(lam_grad)) > 1.0
     other = QCFS(L=4).double()
     other.load_state_dict(act.state_dict())
     assert torch.equal(other(z.detach()), y.detach())
