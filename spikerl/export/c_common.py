@@ -89,6 +89,36 @@ class CodeParts:
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
 
+class Emitter:
+    """Collects state fields, constant arrays (with their flash bytes) and code lines of one export."""
+
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+        self.consts: list[str] = []
+        self.lines: list[str] = []
+        self.weight_bytes = 0
+        self.other_bytes = 0
+
+    def field(self, decl: str) -> None:
+        self.fields.append(decl)
+
+    def const(self, name: str, values: np.ndarray, ctype: str = "float", *, weight: bool = False) -> None:
+        """A ``static const`` array; ``weight``: counted as weights (the rest as other constants)."""
+        dtype = {"float": np.float32, "int8_t": np.int8, "int32_t": np.int32}[ctype]
+        values = np.asarray(values).astype(dtype)
+        self.consts.append(c_array(ctype, name, values))
+        if weight:
+            self.weight_bytes += values.nbytes
+        else:
+            self.other_bytes += values.nbytes
+
+    def emit(self, indent: int, *lines: str) -> None:
+        self.lines.extend("    " * indent + line for line in lines)
+
+    def flash(self) -> dict[str, int]:
+        return {"weights": self.weight_bytes, "total": self.weight_bytes + self.other_bytes}
+
+
 def count_layout(spec: PolicySpec) -> tuple[list[str], list[int]]:
     """(names, sizes) of the spike counts, as ``spikerl.runtime`` reports them."""
     names: list[str] = ["encoder"] if spec.encoder == "pop" else []

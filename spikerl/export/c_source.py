@@ -16,11 +16,9 @@ the C policy gives the runtime's spikes, and its actions up to the last bit of `
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from spikerl.export.c_common import CodeParts, c_array, c_float, count_layout
+from spikerl.export.c_common import CodeParts, Emitter, c_float, count_layout
 from spikerl.runtime.spec import ENCODER_THRESHOLD, LayerSpec, PolicySpec
 
 #: neuron kinds whose events carry a value (graded spikes); the others emit 0/1 spikes
@@ -37,31 +35,6 @@ def diff_levels(theta: np.ndarray, levels: int) -> np.ndarray:
     if levels == 1:
         return np.stack([lv, lv, np.zeros_like(lv)])
     return np.stack([lv, np.float32(0.75) * lv, np.float32(-0.75) * lv])
-
-
-class _Emitter:
-    """Collects state fields, constants and code lines while the layers are generated."""
-
-    def __init__(self) -> None:
-        self.fields: list[str] = []
-        self.consts: list[str] = []
-        self.lines: list[str] = []
-        self.weight_bytes = 0
-        self.other_bytes = 0
-
-    def field(self, decl: str) -> None:
-        self.fields.append(decl)
-
-    def const(self, name: str, values: np.ndarray, *, weight: bool = False) -> None:
-        values = np.asarray(values, dtype=np.float32)
-        self.consts.append(c_array("float", name, values))
-        if weight:
-            self.weight_bytes += values.nbytes
-        else:
-            self.other_bytes += values.nbytes
-
-    def emit(self, indent: int, *lines: str) -> None:
-        self.lines.extend("    " * indent + line for line in lines)
 
 
 def check_supported(spec: PolicySpec) -> None:
@@ -84,7 +57,7 @@ def _has_count(layer: LayerSpec, last: bool, carry: bool) -> bool:
     return (last and layer.neuron != "diff-conv") or (carry and layer.neuron == "if-conv")
 
 
-def _layer_fields(e: _Emitter, i: int, layer: LayerSpec, last: bool, analog: bool, carry: bool) -> None:
+def _layer_fields(e: Emitter, i: int, layer: LayerSpec, last: bool, analog: bool, carry: bool) -> None:
     n = layer.n_out
     kind = layer.neuron
     e.field(f"float l{i}_u[{n}];  /* membrane (dn: V; diff-conv: v) */")
@@ -106,7 +79,7 @@ def _layer_fields(e: _Emitter, i: int, layer: LayerSpec, last: bool, analog: boo
         e.field(f"float l{i}_carry[{n}];  /* CRPI carry, kept across decisions until spikerl_reset */")
 
 
-def _init_layer(e: _Emitter, i: int, layer: LayerSpec, last: bool, analog: bool, carry: bool) -> None:
+def _init_layer(e: Emitter, i: int, layer: LayerSpec, last: bool, analog: bool, carry: bool) -> None:
     n, kind = layer.n_out, layer.neuron
     zero = [f"s->l{i}_u[j] = 0.0f;"]
     if kind in ("clif", "dn"):
@@ -136,7 +109,7 @@ def _init_layer(e: _Emitter, i: int, layer: LayerSpec, last: bool, analog: bool,
                "}")
 
 
-def _current(e: _Emitter, i: int, layer: LayerSpec, src: int, graded_in: bool) -> None:
+def _current(e: Emitter, i: int, layer: LayerSpec, src: int, graded_in: bool) -> None:
     """s->cur = b + the weight rows of the input events of this step."""
     n = layer.n_out
     add = "s->cur[j] += v * row[j];" if graded_in else "s->cur[j] += row[j];"
@@ -156,7 +129,7 @@ def _counting(i: int, count_off: int, kept: bool, value: str) -> list[str]:
     return out
 
 
-def _update(e: _Emitter, i: int, layer: LayerSpec, cur: str, dst: int | None, kept: bool, analog: bool,
+def _update(e: Emitter, i: int, layer: LayerSpec, cur: str, dst: int | None, kept: bool, analog: bool,
             count_off: int) -> None:
     """The neuron update of one step over all neurons, writing the events to list ``dst`` (None: last layer);
     ``kept``: the layer keeps its counts (:func:`_has_count`); ``analog``: it takes the analog input."""
@@ -216,7 +189,7 @@ def _update(e: _Emitter, i: int, layer: LayerSpec, cur: str, dst: int | None, ke
         e.emit(2, f"n_ev[{dst}] = m;")
 
 
-def _diff_update(e: _Emitter, i: int, layer: LayerSpec, cur: str, dst: int | None, analog: bool,
+def _diff_update(e: Emitter, i: int, layer: LayerSpec, cur: str, dst: int | None, analog: bool,
                  count_off: int) -> None:
     levels, signed = int(layer.params["levels"]), bool(layer.params["signed"])
     x0 = "0.0f" if analog else f"L{i}_B[j]"  # I_0: nothing before the analog input arrives, b for a hidden layer
@@ -237,7 +210,7 @@ def _diff_update(e: _Emitter, i: int, layer: LayerSpec, cur: str, dst: int | Non
     e.emit(3, *lines)
 
 
-def _carry_update(e: _Emitter, i: int, layer: LayerSpec) -> None:
+def _carry_update(e: Emitter, i: int, layer: LayerSpec) -> None:
     """CRPI: c = clip(alpha max(v_T - v_0, -theta N), -theta/2, theta/2) (N: spikes; diff-conv: em / theta)."""
     alpha = c_float(float(layer.params["alpha"]))
     if layer.neuron == "diff-conv":
@@ -251,7 +224,7 @@ def _carry_update(e: _Emitter, i: int, layer: LayerSpec) -> None:
            f"    s->l{i}_carry[j] = cv;", "}")
 
 
-def _readout(e: _Emitter, spec: PolicySpec) -> None:
+def _readout(e: Emitter, spec: PolicySpec) -> None:
     L = len(spec.layers)
     last = spec.layers[-1]
     DP, A = spec.decoder_pop_dim, spec.act_dim
@@ -271,10 +244,42 @@ def _readout(e: _Emitter, spec: PolicySpec) -> None:
            "    a[k] = tanhf(acc + DEC_B[k]);", "}")
 
 
+HOST_COUNT = ("#ifdef SPIKERL_HOST_API\n#define HOST_COUNT(i, v) (s->counts[i] += (v))\n#else\n"
+              "#define HOST_COUNT(i, v) ((void)0)\n#endif\n\n")
+
+
+def emit_front(e: Emitter, spec: PolicySpec, n_counts: int) -> None:
+    """Locals, the host counts' reset, the preprocessing s->x and the population encoder's drive (float32)."""
+    D, P = spec.obs_dim, spec.pop_dim
+    e.emit(1, "int t, i, j, k, q, m;", "int n_ev[2] = {0, 0};", "float tstep = 0.0f;",
+           "(void)i; (void)k; (void)q; (void)m; (void)tstep; (void)n_ev;")
+    e.emit(0, "#ifdef SPIKERL_HOST_API")
+    e.emit(1, f"for (i = 0; i < {n_counts}; ++i) s->counts[i] = 0.0f;")
+    e.emit(0, "#endif")
+    pre = "tanhf(obs[i])" if spec.preprocess == "tanh" else "obs[i]"
+    e.emit(1, f"for (i = 0; i < {D}; ++i) s->x[i] = {pre};")
+    if spec.encoder == "pop":
+        e.emit(1, f"for (i = 0; i < {D}; ++i) {{", f"    for (j = 0; j < {P}; ++j) {{",
+               f"        const int e = i * {P} + j;", "        const float d = s->x[i] - ENC_MEAN[e];",
+               "        const float sd = ENC_STD[e];",
+               "        s->enc_a[e] = expf((-0.5f * (d * d)) / (sd * sd));", "        s->enc_v[e] = 0.0f;",
+               "    }", "}")
+
+
+def emit_encoder_step(e: Emitter, spec: PolicySpec, count_off: int) -> None:
+    """One step of the population encoder (regular firing, soft reset): its spikes into event list 0."""
+    thr = c_float(ENCODER_THRESHOLD)
+    e.emit(2, "m = 0;", f"for (j = 0; j < {spec.encoder_out}; ++j) {{",
+           "    const float v = s->enc_v[j] + s->enc_a[j];", f"    const int fired = v > {thr};",
+           f"    s->enc_v[j] = fired ? v - {thr} : v;", "    s->idx[0][m] = (spikerl_index)j;",
+           "    m += fired;", f"    HOST_COUNT({count_off} + j, fired ? 1.0f : 0.0f);", "}",
+           "n_ev[0] = m;")
+
+
 def float_parts(spec: PolicySpec) -> CodeParts:
     """The float32 C code of ``spec`` (see the module docstring); ValueError for what it does not cover."""
     check_supported(spec)
-    e = _Emitter()
+    e = Emitter()
     D, P, T, L = spec.obs_dim, spec.pop_dim, spec.T, len(spec.layers)
     pop = spec.encoder == "pop"
     carry = spec.carry is not None
@@ -310,29 +315,12 @@ def float_parts(spec: PolicySpec) -> CodeParts:
     e.const("DEC_B", spec.decoder_bias)
 
     # decision
-    e.emit(1, "int t, i, j, k, q, m;", "int n_ev[2] = {0, 0};", "float tstep = 0.0f;",
-           "(void)i; (void)k; (void)q; (void)m; (void)tstep; (void)n_ev;")
-    e.emit(0, "#ifdef SPIKERL_HOST_API")
-    e.emit(1, f"for (i = 0; i < {sum(sizes)}; ++i) s->counts[i] = 0.0f;")
-    e.emit(0, "#endif")
-    pre = "tanhf(obs[i])" if spec.preprocess == "tanh" else "obs[i]"
-    e.emit(1, f"for (i = 0; i < {D}; ++i) s->x[i] = {pre};")
-    if pop:
-        e.emit(1, f"for (i = 0; i < {D}; ++i) {{", f"    for (j = 0; j < {P}; ++j) {{",
-               f"        const int e = i * {P} + j;", "        const float d = s->x[i] - ENC_MEAN[e];",
-               "        const float sd = ENC_STD[e];",
-               "        s->enc_a[e] = expf((-0.5f * (d * d)) / (sd * sd));", "        s->enc_v[e] = 0.0f;",
-               "    }", "}")
+    emit_front(e, spec, sum(sizes))
     for i, layer in enumerate(spec.layers):
         _init_layer(e, i, layer, i == L - 1, (not pop) and i == 0, carry)
     e.emit(1, f"for (t = 0; t < {T}; ++t) {{", "    tstep += 1.0f;")
     if pop:
-        thr = c_float(ENCODER_THRESHOLD)
-        e.emit(2, "m = 0;", f"for (j = 0; j < {D * P}; ++j) {{",
-               "    const float v = s->enc_v[j] + s->enc_a[j];", f"    const int fired = v > {thr};",
-               f"    s->enc_v[j] = fired ? v - {thr} : v;", "    s->idx[0][m] = (spikerl_index)j;",
-               "    m += fired;", f"    HOST_COUNT({offsets['encoder']} + j, fired ? 1.0f : 0.0f);", "}",
-               "n_ev[0] = m;")
+        emit_encoder_step(e, spec, offsets["encoder"])
     for i, layer in enumerate(spec.layers):
         name = names[i + (1 if pop else 0)]
         e.emit(2, f"/* layer {i}: {layer.n_in} -> {layer.n_out} {layer.neuron} */")
@@ -350,9 +338,7 @@ def float_parts(spec: PolicySpec) -> CodeParts:
             _carry_update(e, i, layer)
     _readout(e, spec)
 
-    host_count = "#define HOST_COUNT(i, v) (s->counts[i] += (v))"
-    constants = ("#ifdef SPIKERL_HOST_API\n" + host_count + "\n#else\n#define HOST_COUNT(i, v) ((void)0)\n#endif\n\n"
-                 + "\n".join(e.consts))
+    constants = HOST_COUNT + "\n".join(e.consts)
     reset = [f"for (j = 0; j < {layer.n_out}; ++j) s->l{i}_carry[j] = 0.0f;"
              for i, layer in enumerate(spec.layers)] if carry else []
     if reset:
@@ -361,7 +347,6 @@ def float_parts(spec: PolicySpec) -> CodeParts:
              "the same spikes and the same actions up to the last bit of tanhf/expf, unless the compiler",
              "contracts a*b+c into a fused multiply-add (-std=c99 keeps GCC from it; on a core with FMA pass",
              "-ffp-contract=off to keep the runtime's rounding)."]
-    flash: dict[str, Any] = {"weights": e.weight_bytes, "total": e.weight_bytes + e.other_bytes}
     decide = "\n".join(e.lines) + "\n"
     return CodeParts(state_fields=e.fields, host_fields=[f"float counts[{sum(sizes)}];  /* spikes per neuron */"],
-                     constants=constants, decide=decide, reset=reset, notes=notes, flash=flash)
+                     constants=constants, decide=decide, reset=reset, notes=notes, flash=e.flash())
