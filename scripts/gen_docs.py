@@ -303,93 +303,19 @@ def results_summary(root: Path) -> str:
 # config keys and presets
 # --------------------------------------------------------------------------------------------------
 def config_reference() -> str:
-    """The config-key reference page (markdown, with its title) from the config models of spikerl.config."""
-    import spikerl.config as config
+    """The config-key reference page (markdown, with its title), rendered from the typed config models."""
+    from spikerl.config import reference_markdown
 
-    if hasattr(config, "reference_markdown"):
-        return config.reference_markdown()
-    return schema_reference()  # spikerl.config before its typed models: the SCHEMA dict
+    return reference_markdown()
 
 
 def _plain_config(cfg: Any) -> dict[str, Any]:
-    """A resolved config as plain nested dicts (whatever type ``load_config`` returns)."""
+    """A resolved config as plain nested dicts, in the layout a run saves as config.yaml."""
     import yaml
 
     from spikerl.config import dump_config
 
     return yaml.safe_load(dump_config(cfg))
-
-
-def _flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        if isinstance(v, dict) and k != "env_kwargs" and k != "neuron_kwargs":
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def _yaml_value(v: Any) -> str:
-    if v is None:
-        return "`null`"
-    if isinstance(v, bool):
-        return f"`{str(v).lower()}`"
-    if isinstance(v, float) and v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e5):
-        return f"`{v:g}`"
-    return f"`{json.dumps(v) if isinstance(v, (dict, list)) else v}`"
-
-
-def schema_reference() -> str:
-    """Render spikerl.config.SCHEMA: each key's accepted values (its parser's message), defaults per algorithm,
-    meaning, and the algo/target/policy settings under which it is used (from resolving every combination)."""
-    from spikerl.config import SCHEMA, resolve
-
-    combos = [(a, t, p) for a in ("td3", "sac") for t in ("proxy", "soft") for p in ("SNNPolicy", "MlpPolicy")]
-    resolved = {c: _flatten(_plain_config(resolve({"algo": c[0], "target": c[1], "policy": c[2]}))) for c in combos}
-
-    def used_with(key: str) -> str:
-        present = [c for c in combos if key in resolved[c]]
-        parts = []
-        for i, name in enumerate(("algo", "target", "policy")):
-            values = sorted({c[i] for c in present})
-            if len(values) == 1:
-                parts.append(f"{name} {values[0]}")
-        return ", ".join(parts) or "always"
-
-    def default(key: str, field: Any) -> str:
-        if key in ("algo", "target", "policy"):
-            return _yaml_value(field.default)
-        by_algo: dict[str, set[str]] = {}
-        for c in combos:
-            if key in resolved[c]:
-                by_algo.setdefault(c[0], set()).add(_yaml_value(resolved[c][key]))
-        values = {v for vs in by_algo.values() for v in vs}
-        if len(values) == 1:
-            return values.pop()
-        return "; ".join(f"{a}: {', '.join(sorted(vs))}" for a, vs in by_algo.items())
-
-    def accepts(field: Any) -> str:
-        try:
-            field.parse(object())
-        except Exception as err:  # every parser rejects an arbitrary object with "what it expected"
-            return cell(str(err))
-        return "any"
-
-    sections: dict[str, list[tuple[str, Any]]] = {"top-level": []}
-    for key, spec in SCHEMA.items():
-        if isinstance(spec, dict):
-            sections[key] = [(f"{key}.{sub}", f) for sub, f in spec.items()]
-        else:
-            sections["top-level"].append((key, spec))
-    parts = ["# Config keys", "", "Every key a config file or `--set KEY=VALUE` may set. A key that the chosen `algo`, "
-             "`target` and `policy` do not use is refused when given with `--set` and dropped when it comes from a "
-             "file.", ""]
-    for name, fields in sections.items():
-        rows = [(f"`{key}`", accepts(f), default(key, f), cell(f.doc), used_with(key)) for key, f in fields]
-        title = "Top-level keys" if name == "top-level" else f"Block `{name}`"
-        parts += [f"## {title}", "", table(("key", "accepts", "default", "meaning", "used with"), rows), ""]
-    return "\n".join(parts).rstrip()
 
 
 def presets_table(root: Path) -> str:
