@@ -207,11 +207,23 @@ def reproduce_figures(d: dict[str, Any]) -> str:
                       table(("env", "variant", "seeds", "final return", "best return"), rows, "llrrr")])
 
 
+def proxy_grads_figures(d: dict[str, Any]) -> str:
+    rows = [(run["torch_threads"], num(run["ms_per_step"]["autograd"], 2), num(run["ms_per_step"]["hand"], 2),
+             num(run["median_ratio"], 3), f"{num(run['range_ratio'][0], 3)}-{num(run['range_ratio'][1], 3)}")
+            for run in d["runs"]]
+    return "\n".join([f"{d['setup']}; {d['rounds']} rounds of {d['block']} train steps per arm, the arm order "
+                      f"alternating; {d['machine']['cpu']} ({d['machine']['cores']} cores).", "",
+                      table(("torch threads", "ms/step autograd", "ms/step hand-written",
+                             "t(autograd) / t(hand): median", "range"), rows, "rrrrr"), "",
+                      f"Rule: keep the hand-written gradients only if the median gain is at least "
+                      f"{num(100 * d['keep_threshold'], 0)}% at every thread count. Result: {d['decision']}."])
+
+
 def bench_renderer(stem: str) -> Callable[[dict[str, Any]], str]:
     """The renderer of ``benchmarks/<stem>.json`` (by the benchmark's name prefix)."""
     for prefix, fn in (("core", core_figures), ("deploy", deploy_figures), ("train", train_figures),
                        ("convert_control", convert_control_figures), ("convert_vision", convert_vision_figures),
-                       ("reproduce", reproduce_figures)):
+                       ("reproduce", reproduce_figures), ("proxy_grads", proxy_grads_figures)):
         if stem == prefix or stem.startswith(prefix + "_"):
             return fn
     raise SystemExit(f"gen_docs: no renderer for benchmarks/{stem}.json; add one to scripts/gen_docs.py")
