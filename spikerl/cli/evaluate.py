@@ -17,8 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Load RUN_DIR/model.zip (or the newest checkpoint of an unfinished run), "
                        "run N episodes on a fresh env, print mean ± std return and energy per decision and write "
                        "RUN_DIR/evaluation.json (a bundle: BUNDLE/evaluation.json).")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train, or a policy bundle "
-                   "written by spikerl export (run with the torch-free runtime on the env and seeds of its run)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train, a policy bundle "
+                   "written by spikerl export (run with the torch-free runtime on the env and seeds of its run), or "
+                   "a C export (spikerl export --format c; compiled with the system C compiler and run via ctypes)")
     p.add_argument("--episodes", type=_positive, default=10, metavar="N", help="episodes (default 10)")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="deterministic actions (default); --no-deterministic samples (SAC) or adds nothing "
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_bundle(args, run_dir)
     if (run_dir / "converted.json").is_file():
         return _run_converted(args, run_dir)
+    if (run_dir / "spikerl_policy.json").is_file():
+        return _run_c_export(args, run_dir)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from spikerl.agents.training import RunError, evaluate_run
@@ -92,6 +95,23 @@ def _run_bundle(args: argparse.Namespace, bundle: Path) -> int:
     except (ValueError, ImportError) as err:  # bad bundle (BundleError), env problems, missing moviepy
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     _report(args, result, f"bundle {bundle}, runtime spikerl.runtime", bundle)
+    return 0
+
+
+def _run_c_export(args: argparse.Namespace, path: Path) -> int:
+    """Compile a C export (spikerl export --format c) with the system compiler and evaluate it through ctypes;
+    writes ``PATH/evaluation.json``."""
+    if args.video:
+        raise CLIError("--video is not supported for a C export; evaluate its bundle for videos")
+    if not args.deterministic:
+        raise CLIError("a C export holds the deterministic policy only; drop --no-deterministic")
+    from spikerl.agents.deploy_c import evaluate_c_export
+
+    try:
+        result = evaluate_c_export(path, episodes=args.episodes, seed=args.seed)
+    except (ValueError, ImportError, OSError) as err:  # no compiler, bad export, env problems
+        raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    _report(args, result, f"{result['runtime']}", path)
     return 0
 
 
