@@ -73,19 +73,19 @@ def convert_run(run_dir: str | os.PathLike[str], spec: ConversionSpec, calib_ste
     run_dir = Path(run_dir)
     model, cfg, source = load_run_model(run_dir)
     if snn_or_none(model.actor) is not None:
-        raise RunError(f"{run_dir} trained a spiking actor ({cfg['policy']}, neuron {cfg['actor'].get('neuron')}); "
+        raise RunError(f"{run_dir} trained a spiking actor ({cfg.policy}, neuron {getattr(cfg.actor, 'neuron', '?')}); "
                        "spikerl convert converts ANN actors (presets td3-ann, sac-ann); export a spiking run with "
                        "spikerl export instead")
     mlp = mlp_from_actor(model.actor).eval()
-    seed = int(cfg["seed"]) + CALIB_SEED_OFFSET if calib_seed is None else int(calib_seed)
-    states = collect_states(model, cfg["env"], dict(cfg.get("env_kwargs") or {}), calib_steps, seed)
+    seed = int(cfg.seed) + CALIB_SEED_OFFSET if calib_seed is None else int(calib_seed)
+    states = collect_states(model, cfg.env, dict(cfg.env_kwargs), calib_steps, seed)
     snn = convert_actor(mlp, torch.from_numpy(states), spec)
     path = Path(out) if out is not None else run_dir / CONVERTED_DIR / default_name(spec)
     space = model.action_space
     meta = {
-        "env": {"id": cfg["env"], "kwargs": dict(cfg.get("env_kwargs") or {}), "seed": int(cfg["seed"]),
-                "algo": cfg["algo"], "run": str(run_dir), "model": source},
-        "output": "tanh(mean)" if cfg["algo"] == "sac" else "action",
+        "env": {"id": cfg.env, "kwargs": dict(cfg.env_kwargs), "seed": int(cfg.seed),
+                "algo": cfg.algo, "run": str(run_dir), "model": source},
+        "output": "tanh(mean)" if cfg.algo == "sac" else "action",
         "observation_space": {"shape": list(model.observation_space.shape),
                               "low": np.asarray(model.observation_space.low, dtype=np.float64).tolist(),
                               "high": np.asarray(model.observation_space.high, dtype=np.float64).tolist()},

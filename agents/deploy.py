@@ -49,11 +49,11 @@ def export_run(run_dir: str | os.PathLike[str], format: str = "bundle", out: str
     model, cfg, _source = load_run_model(run_dir)
     net = snn_or_none(model.actor)
     if net is None:
-        raise RunError(f"{run_dir} trained an ANN actor ({cfg['policy']}); spikerl export writes spiking policies "
+        raise RunError(f"{run_dir} trained an ANN actor ({cfg.policy}); spikerl export writes spiking policies "
                        "only (train with an SNN preset, e.g. td3-proxy-lif)")
     path = Path(out) if out is not None else run_dir / DEFAULT_OUT[format]
-    env = {"id": cfg["env"], "kwargs": dict(cfg.get("env_kwargs") or {}), "seed": int(cfg["seed"]),
-           "algo": cfg["algo"], "run": str(run_dir)}
+    env = {"id": cfg.env, "kwargs": dict(cfg.env_kwargs), "seed": int(cfg.seed),
+           "algo": cfg.algo, "run": str(run_dir)}
     return export_policy(net, path, format, observation_space=model.observation_space,
                          action_space=model.action_space, env=env)
 

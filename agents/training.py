@@ -52,7 +52,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.vec_env import VecEnv
 
-from spikerl.config import dump_config, resolve
+from spikerl.config import ActionNoiseSettings, Config, SnnActorSettings, dump_config, resolve
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
@@ -65,11 +65,6 @@ EVALUATION_FILE = "evaluation.json"
 VIDEO_DIR = "videos"
 #: the eval env uses seed + EVAL_SEED_OFFSET (the Proxy Target code evaluates with seed + 100)
 EVAL_SEED_OFFSET = 100
-
-#: top-level config keys passed unchanged to the SB3 constructor
-SB3_KEYS = ("learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
-            "gradient_steps", "policy_delay", "target_policy_noise", "target_noise_clip", "ent_coef",
-            "target_entropy", "target_update_interval")
 
 
 class RunError(Exception):
@@ -98,31 +93,31 @@ class TrainResult:
 # ---------------------------------------------------------------------------------------------------
 # building
 # ---------------------------------------------------------------------------------------------------
-def make_action_noise(spec: dict[str, Any], act_dim: int) -> Any:
+def make_action_noise(spec: ActionNoiseSettings, act_dim: int) -> Any:
     """SB3 action noise from the ``action_noise`` block (sigma in units of the [-1, 1] scaled action)."""
-    if spec["type"] == "none" or spec["sigma"] == 0:
+    if spec.type == "none" or spec.sigma == 0:
         return None
-    mean, sigma = np.zeros(act_dim), spec["sigma"] * np.ones(act_dim)
-    if spec["type"] == "normal":
+    mean, sigma = np.zeros(act_dim), spec.sigma * np.ones(act_dim)
+    if spec.type == "normal":
         return NormalActionNoise(mean, sigma)
     return OrnsteinUhlenbeckActionNoise(mean, sigma)
 
 
-def model_kwargs(cfg: dict[str, Any], act_dim: int) -> dict[str, Any]:
-    """Constructor arguments of ``spikerl.agents.ALGORITHMS[cfg["algo"]]`` for a resolved config."""
-    actor = cfg["actor"]
-    policy_kwargs: dict[str, Any] = {"net_arch": {"pi": list(actor["hidden"]), "qf": list(cfg["critic"]["hidden"])}}
-    if cfg["policy"] == "SNNPolicy":
+def model_kwargs(cfg: Config, act_dim: int) -> dict[str, Any]:
+    """Constructor arguments of ``spikerl.agents.ALGORITHMS[cfg.algo]`` for a resolved config."""
+    actor = cfg.actor
+    policy_kwargs: dict[str, Any] = {"net_arch": {"pi": list(actor.hidden), "qf": list(cfg.critic.hidden)}}
+    if isinstance(actor, SnnActorSettings):
         for key in ("neuron", "T", "neuron_kwargs", "encoder", "pop_dim", "decoder_pop_dim", "preprocess"):
-            policy_kwargs[key] = actor[key]
-    kwargs: dict[str, Any] = {k: cfg[k] for k in SB3_KEYS if k in cfg}
-    kwargs.update(policy=cfg["policy"], policy_kwargs=policy_kwargs, seed=cfg["seed"], device=cfg["device"],
-                  action_noise=make_action_noise(cfg["action_noise"], act_dim), target=cfg["target"], verbose=0)
-    if cfg["target"] == "proxy":
-        proxy = cfg["proxy"]
-        kwargs.update(proxy_hidden=tuple(proxy["hidden"]), proxy_lr=proxy["lr"], proxy_iters=proxy["iters"])
-    if actor.get("plif_lr") is not None:
-        kwargs["plif_lr"] = actor["plif_lr"]
+            policy_kwargs[key] = getattr(actor, key)
+    kwargs: dict[str, Any] = cfg.sb3_kwargs()
+    kwargs.update(policy=cfg.policy, policy_kwargs=policy_kwargs, seed=cfg.seed, device=cfg.device,
+                  action_noise=make_action_noise(cfg.action_noise, act_dim), target=cfg.target, verbose=0)
+    if cfg.proxy is not None:
+        proxy = cfg.proxy
+        kwargs.update(proxy_hidden=tuple(proxy.hidden), proxy_lr=proxy.lr, proxy_iters=proxy.iters)
+    if isinstance(actor, SnnActorSettings) and actor.plif_lr is not None:
+        kwargs["plif_lr"] = actor.plif_lr
     return kwargs
 
 
@@ -138,16 +133,16 @@ def non_finite_error() -> type[Exception]:
     return NonFiniteLossError
 
 
-def make_envs(cfg: dict[str, Any], seed: int) -> tuple[VecEnv, VecEnv]:
+def make_envs(cfg: Config, seed: int) -> tuple[VecEnv, VecEnv]:
     """(training env seeded ``seed``, evaluation env seeded ``cfg.seed + 100``)."""
     from spikerl.envs import make_env
 
     try:
-        env = make_env(cfg["env"], seed=seed, n_envs=1, **cfg["env_kwargs"])
+        env = make_env(cfg.env, seed=seed, n_envs=1, **cfg.env_kwargs)
     except TypeError as err:  # gymnasium.make passes env_kwargs to the env's constructor
-        raise RunError(f"env_kwargs {cfg['env_kwargs']} not accepted by {cfg['env']}: {_first_line(err)}"
+        raise RunError(f"env_kwargs {cfg.env_kwargs} not accepted by {cfg.env}: {_first_line(err)}"
                        ) from None
-    eval_env = make_env(cfg["env"], seed=cfg["seed"] + EVAL_SEED_OFFSET, n_envs=1, **cfg["env_kwargs"])
+    eval_env = make_env(cfg.env, seed=cfg.seed + EVAL_SEED_OFFSET, n_envs=1, **cfg.env_kwargs)
     return env, eval_env
 
 
@@ -156,15 +151,15 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def build_model(cfg: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
+def build_model(cfg: Config, env: VecEnv) -> BaseAlgorithm:
     """A fresh ``ProxyTD3`` / ``ProxySAC`` for a resolved config."""
-    cls = algorithm_class(cfg["algo"])
+    cls = algorithm_class(cfg.algo)
     kwargs = model_kwargs(cfg, int(np.prod(env.action_space.shape)))
     policy = kwargs.pop("policy")
     try:
         return cls(policy, env, **kwargs)
     except (TypeError, ValueError) as err:
-        raise RunError(f"cannot build {cls.__name__}({policy}) for {cfg['env']}: {_first_line(err)}") from None
+        raise RunError(f"cannot build {cls.__name__}({policy}) for {cfg.env}: {_first_line(err)}") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -173,29 +168,29 @@ def build_model(cfg: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
 class _Session:
     """Callbacks, clock and metrics of one training session (a fresh start or a resume)."""
 
-    def __init__(self, run_dir: Path, cfg: dict[str, Any], eval_env: VecEnv, clock: RunClock,
+    def __init__(self, run_dir: Path, cfg: Config, eval_env: VecEnv, clock: RunClock,
                  history: list[EvalRecord], progress: bool, console: Any,
                  on_eval: Callable[[EvalRecord], None] | None) -> None:
-        ev, ck = cfg["eval"], cfg["checkpoint"]
+        ev, ck = cfg.eval, cfg.checkpoint
         self.run_dir, self.cfg, self.clock = run_dir, cfg, clock
-        self.eval_cb = CsvEvalCallback(eval_env, run_dir / EVAL_CSV, ev["freq"], ev["episodes"], ev["deterministic"],
-                                    cfg["seed"] + EVAL_SEED_OFFSET, clock, history, on_eval)
-        self.ckpt_cb = ResumableCheckpointCallback(run_dir / CHECKPOINT_DIR, ck["every"], ck["keep"], self.state)
+        self.eval_cb = CsvEvalCallback(eval_env, run_dir / EVAL_CSV, ev.freq, ev.episodes, ev.deterministic,
+                                    cfg.seed + EVAL_SEED_OFFSET, clock, history, on_eval)
+        self.ckpt_cb = ResumableCheckpointCallback(run_dir / CHECKPOINT_DIR, ck.every, ck.keep, self.state)
         self.callbacks: list[BaseCallback] = [
             self.eval_cb, self.ckpt_cb,
-            ProgressFileCallback(run_dir / PROGRESS_FILE, cfg["total_timesteps"], lambda: self.eval_cb.last, clock)]
+            ProgressFileCallback(run_dir / PROGRESS_FILE, cfg.total_timesteps, lambda: self.eval_cb.last, clock)]
         self.progress_cb: RichProgressCallback | None = None
         if progress:
-            self.progress_cb = RichProgressCallback(cfg["total_timesteps"], cfg.get("name") or "train",
+            self.progress_cb = RichProgressCallback(cfg.total_timesteps, cfg.name or "train",
                                                     lambda: self.eval_cb.last, console)
             self.callbacks.append(self.progress_cb)
 
     def state(self) -> dict[str, Any]:
         return {"wall_time_s": self.clock.elapsed(), "evaluations": len(self.eval_cb.history),
-                "budget": self.cfg["total_timesteps"]}
+                "budget": self.cfg.total_timesteps}
 
     def learn(self, model: BaseAlgorithm, resumed_from: int | None) -> TrainResult:
-        budget = self.cfg["total_timesteps"]
+        budget = self.cfg.total_timesteps
         start = int(model.num_timesteps)
         status, message = "completed", ""
         err_cls = non_finite_error()
@@ -232,9 +227,9 @@ def _set_logger(model: BaseAlgorithm, run_dir: Path) -> None:
     model.set_logger(configure(str(run_dir / TB_DIR), ["tensorboard"]))
 
 
-def train_run(cfg: dict[str, Any], run_dir: str | Path, *, progress: bool = False, console: Any = None,
+def train_run(cfg: Config, run_dir: str | Path, *, progress: bool = False, console: Any = None,
               on_eval: Callable[[EvalRecord], None] | None = None, overwrite: bool = False) -> TrainResult:
-    """Train a fresh model for ``cfg["total_timesteps"]`` steps into ``run_dir``.
+    """Train a fresh model for ``cfg.total_timesteps`` steps into ``run_dir``.
 
     ``run_dir`` must not hold a run (a ``config.yaml``) unless ``overwrite``, which deletes that run.
     The env and model are built before anything is written or deleted, so a bad env id or model
@@ -245,7 +240,7 @@ def train_run(cfg: dict[str, Any], run_dir: str | Path, *, progress: bool = Fals
     if (run_dir / CONFIG_FILE).exists() and not overwrite:
         raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, replace it with "
                        "--overwrite, or pick another --run-dir")
-    env, eval_env = make_envs(cfg, cfg["seed"])
+    env, eval_env = make_envs(cfg, cfg.seed)
     try:
         model = build_model(cfg, env)
         if (run_dir / CONFIG_FILE).exists():
@@ -284,7 +279,7 @@ def latest_checkpoint(run_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def load_run_config(run_dir: str | Path) -> dict[str, Any]:
+def load_run_config(run_dir: str | Path) -> Config:
     """The resolved ``config.yaml`` of a run (``RunError`` when it is not a run directory)."""
     from spikerl.config import ConfigError, load_config
 
@@ -315,15 +310,15 @@ def resume_run(run_dir: str | Path, *, progress: bool = False, console: Any = No
             done = json.loads(metrics_path.read_text())
         except ValueError:
             done = {}
-        if done.get("status") == "completed" and done.get("total_timesteps", 0) >= cfg["total_timesteps"]:
-            raise RunError(f"{run_dir} already finished its {cfg['total_timesteps']} steps; nothing to resume")
+        if done.get("status") == "completed" and done.get("total_timesteps", 0) >= cfg.total_timesteps:
+            raise RunError(f"{run_dir} already finished its {cfg.total_timesteps} steps; nothing to resume")
     meta = latest_checkpoint(run_dir)
     step = int(meta["step"])
-    env, eval_env = make_envs(cfg, cfg["seed"] + step)
+    env, eval_env = make_envs(cfg, cfg.seed + step)
     try:
-        cls = algorithm_class(cfg["algo"])
+        cls = algorithm_class(cfg.algo)
         try:
-            model = cls.load(meta["model_path"], env=env, device=cfg["device"])
+            model = cls.load(meta["model_path"], env=env, device=cfg.device)
             load_replay_buffer(model, meta["replay_path"])
         except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt checkpoint
             raise RunError(f"corrupt checkpoint {meta['model_path']}: {type(err).__name__}: "
@@ -331,7 +326,7 @@ def resume_run(run_dir: str | Path, *, progress: bool = False, console: Any = No
         if int(model.num_timesteps) != step:
             raise RunError(f"corrupt checkpoint {meta['model_path']}: it holds step {model.num_timesteps}, "
                            f"its JSON says {step}")
-        model.set_random_seed(cfg["seed"] + step)
+        model.set_random_seed(cfg.seed + step)
         history = read_evaluations(run_dir / EVAL_CSV, up_to_step=step)
         write_evaluations(run_dir / EVAL_CSV, history)
         _set_logger(model, run_dir)
@@ -346,7 +341,7 @@ def resume_run(run_dir: str | Path, *, progress: bool = False, console: Any = No
 # ---------------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------------
-def load_run_model(run_dir: str | Path, device: str = "cpu") -> tuple[BaseAlgorithm, dict[str, Any], str]:
+def load_run_model(run_dir: str | Path, device: str = "cpu") -> tuple[BaseAlgorithm, Config, str]:
     """(model, config, source): ``model.zip``, or the newest checkpoint of an unfinished run."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -357,7 +352,7 @@ def load_run_model(run_dir: str | Path, device: str = "cpu") -> tuple[BaseAlgori
         path = Path(meta["model_path"])
         source = f"{CHECKPOINT_DIR}/{path.name} (no {MODEL_FILE}: the run is unfinished)"
     try:
-        model = algorithm_class(cfg["algo"]).load(path, device=device)
+        model = algorithm_class(cfg.algo).load(path, device=device)
     except Exception as err:  # noqa: BLE001
         raise RunError(f"cannot load {path}: {type(err).__name__}: {_first_line(err)}") from None
     return model, cfg, source
@@ -400,14 +395,14 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
 
     run_dir = Path(run_dir)
     model, cfg, source = load_run_model(run_dir)
-    seed = cfg["seed"] + EVAL_SEED_OFFSET if seed is None else int(seed)
+    seed = cfg.seed + EVAL_SEED_OFFSET if seed is None else int(seed)
     video_dir = run_dir / VIDEO_DIR if video else None
-    env = make_eval_env(cfg["env"], seed, cfg["env_kwargs"], video_dir)
+    env = make_eval_env(cfg.env, seed, cfg.env_kwargs, video_dir)
     seen: list[np.ndarray] = []  # observations the actor decided on, for its energy per decision
     t0 = time.perf_counter()
     returns, lengths = run_episodes(model, env, episodes, deterministic, on_episode, seen, MAX_OBSERVATIONS)
     result = {
-        "env": cfg["env"], "model": source, "episodes": int(episodes), "deterministic": bool(deterministic),
+        "env": cfg.env, "model": source, "episodes": int(episodes), "deterministic": bool(deterministic),
         "seed": seed, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
         "returns": returns, "lengths": lengths, "wall_time_s": time.perf_counter() - t0,
         "videos": finish_videos(video_dir, episodes, run_dir),

@@ -156,10 +156,10 @@ def bench_run(run: Path, ts, alphas, episodes: int, calib_steps: int, backend: s
     if snn_or_none(model.actor) is not None:
         log(f"skip {run}: spiking actor")
         return None
-    info = {"run": str(run), "env": cfg["env"], "algo": cfg["algo"], "seed": int(cfg["seed"]), "model": source,
+    info = {"run": str(run), "env": cfg.env, "algo": cfg.algo, "seed": int(cfg.seed), "model": source,
             "train_steps": int(getattr(model, "num_timesteps", 0))}
     low, high = np.asarray(model.action_space.low), np.asarray(model.action_space.high)
-    return bench_actor(info, model, mlp_from_actor(model.actor).eval(), dict(cfg.get("env_kwargs") or {}), low,
+    return bench_actor(info, model, mlp_from_actor(model.actor).eval(), dict(cfg.env_kwargs), low,
                        high, ts, alphas, episodes, calib_steps, backend, log, conv)
 
 

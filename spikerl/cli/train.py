@@ -8,10 +8,14 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spikerl.cli import CLIError
 from spikerl.cli.args import default_threads
 from spikerl.cli.threads import set_torch_threads
+
+if TYPE_CHECKING:  # spikerl.config imports torch; `spikerl --help` does not
+    from spikerl.config import Config
 
 EPILOG = """examples:
   spikerl train td3-proxy-lif --env InvertedPendulum-v5 --steps 20000 --set learning_starts=1000
@@ -75,10 +79,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "from more, and extra threads on a busy machine slow training down several times)")
 
 
-def _default_run_dir(cfg: dict) -> Path:
-    env = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg["env"])
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg.get("name") or "run")
-    return Path("runs") / f"{name}-{env}-s{cfg['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"
+def _default_run_dir(cfg: Config) -> Path:
+    env = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg.env)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg.name or "run")
+    return Path("runs") / f"{name}-{env}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -136,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
             if not args.quiet:
-                print(f"training {cfg['name']} ({cfg['algo']}, target {cfg['target']}, {cfg['policy']}) on "
-                      f"{cfg['env']} for {cfg['total_timesteps']} steps -> {run_dir}", flush=True)
+                print(f"training {cfg.name} ({cfg.algo}, target {cfg.target}, {cfg.policy}) on "
+                      f"{cfg.env} for {cfg.total_timesteps} steps -> {run_dir}", flush=True)
             result = train_run(cfg, run_dir, progress=progress, console=console, on_eval=on_eval,
                                overwrite=args.overwrite)
     except RunError as err:

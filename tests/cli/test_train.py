@@ -28,7 +28,7 @@ def _evaluations(run_dir) -> list[tuple[int, float, float]]:
 @pytest.mark.parametrize("preset", list_presets())
 def test_every_preset_trains_saves_loads_evaluates(preset: str, tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
-    has_proxy = "proxy" in load_config(preset)
+    has_proxy = load_config(preset).proxy is not None
     code, out, err = run_cli(capsys, "train", preset, "--env", ENV, "--steps", str(STEPS), "--run-dir",
                              str(run_dir), "--checkpoint-every", "200", "--set", *tiny(has_proxy))
     assert code == 0, err
@@ -58,13 +58,13 @@ def test_every_preset_trains_saves_loads_evaluates(preset: str, tmp_path, capsys
     assert metrics["final_return"] == evals[-1][1] and metrics["best_return"] == max(e[1] for e in evals)
 
     # the saved model is the preset's algorithm, actor type and target strategy
-    model = ALGORITHMS[cfg["algo"]].load(run_dir / "model.zip", device="cpu")
-    assert model.num_timesteps == STEPS and model.target == cfg["target"]
+    model = ALGORITHMS[cfg.algo].load(run_dir / "model.zip", device="cpu")
+    assert model.num_timesteps == STEPS and model.target == cfg.target
     is_snn = type(model.policy.actor).__name__.startswith("SNN")
-    assert is_snn == (cfg["policy"] == "SNNPolicy")
+    assert is_snn == (cfg.policy == "SNNPolicy")
     if is_snn:
         assert model.policy.actor.network.T == 5
-        assert type(model.policy.actor.network.snn.neurons[0]).__name__.lower().startswith(cfg["actor"]["neuron"])
+        assert type(model.policy.actor.network.snn.neurons[0]).__name__.lower().startswith(cfg.actor.neuron)
 
     code, out, err = run_cli(capsys, "evaluate", str(run_dir), "--episodes", "2")
     assert code == 0, err
@@ -72,7 +72,7 @@ def test_every_preset_trains_saves_loads_evaluates(preset: str, tmp_path, capsys
     assert len(result["returns"]) == 2 and result["deterministic"] is True and result["model"] == "model.zip"
     assert f"mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over 2" in out
     # the first two episodes of the periodic evaluation used the same seed (seed + 100) and model
-    assert result["seed"] == cfg["seed"] + 100
+    assert result["seed"] == cfg.seed + 100
     assert result["mean_return"] == pytest.approx(evals[-1][1])
 
 

@@ -40,7 +40,7 @@ def test_convert_evaluate_export_and_runtime_round_trip(ann_run, capsys) -> None
     # the saved SNN reproduces the ANN's thresholds: per-neuron max over the ANN's own rollout states
     model, cfg, _ = load_run_model(ann_run)
     snn, mlp, _ = load_converted(conv)
-    states = torch.from_numpy(collect_states(model, ENV, {}, 300, cfg["seed"] + 200))
+    states = torch.from_numpy(collect_states(model, ENV, {}, 300, cfg.seed + 200))
     h1 = torch.relu(mlp[0](states))
     theta0 = snn.thresholds[snn.site_names[0]]
     expected = torch.where(h1.amax(0) > 0, h1.amax(0), h1.amax(0).max())

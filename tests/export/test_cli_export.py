@@ -56,7 +56,7 @@ def test_export_all_formats_match_the_trained_model(runs, capsys, tmp_path, algo
     policy = load_policy(run_dir / "bundle")
     np.testing.assert_allclose(policy.act(obs), sb3_actions, rtol=0, atol=1e-5)
     manifest = json.loads((run_dir / "bundle" / "manifest.json").read_text())
-    assert manifest["env"]["id"] == ENV and manifest["env"]["seed"] == cfg["seed"]
+    assert manifest["env"]["id"] == ENV and manifest["env"]["seed"] == cfg.seed
     assert manifest["action_space"]["shape"] == [3] and manifest["observation_space"]["shape"] == [11]
     assert manifest["policy"]["source"] == ("SpikingGaussianActor" if algo == "sac" else "SpikingActor")
 
