@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from spikerl.config import (
     reference_markdown,
     resolve,
 )
-from spikerl.config.schema import all_keys
+from spikerl.config.schema import AnnTD3Config, SnnTD3Config, all_keys
 
 REQUIRED = {"td3-proxy-lif", "td3-proxy-clif", "td3-proxy-dn", "td3-proxy-plif", "td3-lif", "td3-ann",
             "sac-proxy-lif", "sac-lif", "sac-ann"}
@@ -241,6 +242,23 @@ def test_minimal_yaml_file_gets_defaults(tmp_path) -> None:
     assert cfg.name == "mini"
     assert cfg.learning_rate == 1e-3 and cfg.buffer_size == 100_000 and isinstance(cfg.buffer_size, int)
     assert cfg.target == "proxy" and cfg.proxy == ProxySettings(hidden=[512, 512], lr=1e-3, iters=3)
+
+
+def test_models_are_consistent_without_resolve() -> None:
+    """Built directly, a model has the defaults resolve() gives and refuses keys of another variant."""
+    assert SnnTD3Config() == resolve({}) and SnnTD3Config().proxy == ProxySettings()
+    assert AnnTD3Config(policy="MlpPolicy", target="soft").proxy is None
+    with pytest.raises(ValueError, match="proxy: only used with target proxy"):
+        SnnTD3Config(target="soft", proxy={})
+    with pytest.raises(ValueError, match="actor: policy SNNPolicy takes"):
+        AnnTD3Config()
+
+
+@pytest.mark.parametrize("name", ["td3-proxy-lif", "td3-ann", "sac-lif", "sac-ann"])
+def test_resolved_config_pickles(name: str) -> None:
+    """A resolved config crosses process boundaries (multiprocessing, Ray)."""
+    cfg = load_config(name)
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
 
 
 def test_proxy_settings_validate_on_their_own() -> None:
