@@ -1,5 +1,6 @@
 """What ProxyTD3 and ProxySAC share: target options, the proxy and its optimizer, the PLIF learning-rate
-group, the non-finite loss guard, save/load of the proxy, and the spiking diagnostics.
+group, the proxy's minibatches and labels, one guarded optimizer step, save/load of the proxy, and the
+spiking diagnostics. The update itself is written out in ``td3.py`` and ``sac.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch as th
 from spikerl.agents.diagnostics import snn_diagnostics
 from spikerl.agents.errors import NonFiniteLossError
 from spikerl.agents.policies import fused_adam_supported, snn_or_none
-from spikerl.agents.proxy import ProxyActor, proxy_update
+from spikerl.agents.proxy import ProxyActor, imitate_actor
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import update_learning_rate
@@ -23,6 +24,7 @@ PLIF_PARAM_SUFFIX = "decay_logit"
 
 def check_proxy_options(target: str, proxy_hidden: Sequence[int], proxy_lr: float, proxy_iters: int,
                         plif_lr: float | None, diagnostics_every: int) -> None:
+    """The one check of the target/proxy options; each error names the option and what it accepts."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS} ('proxy': Proxy Target ANN, 'soft': Polyak target), "
                          f"got {target!r}")
@@ -37,6 +39,11 @@ def check_proxy_options(target: str, proxy_hidden: Sequence[int], proxy_lr: floa
         raise ValueError(f"plif_lr must be None (default) or a positive number, got {plif_lr!r}")
     if not (isinstance(diagnostics_every, int) and diagnostics_every >= 0):
         raise ValueError(f"diagnostics_every must be an integer >= 0 (0 = off), got {diagnostics_every!r}")
+
+
+def min_q(critic: Any, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """min_j Q_j(s, a) over the twin critics, shape ``[B, 1]`` (clipped double Q, Fujimoto et al. 2018)."""
+    return th.min(th.cat(critic(obs, actions), dim=1), dim=1, keepdim=True)[0]
 
 
 class ProxyTargetMixin:
@@ -120,6 +127,13 @@ class ProxyTargetMixin:
         if not bool(th.isfinite(loss)):
             raise NonFiniteLossError(name, self._n_updates, float(loss.detach()))
 
+    def _optimize(self, name: str, loss: th.Tensor, optimizer: th.optim.Optimizer) -> None:
+        """One gradient step on ``loss``; a non-finite loss raises ``NonFiniteLossError`` before the step."""
+        self._check_finite(name, loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
     def _sample_for_proxy(self, batch_size: int) -> tuple[th.Tensor, ReplayBufferSamples]:
         """One replay draw of K*B transitions: the K proxy minibatches' observations ``[K, B, obs_dim]``
         and the last minibatch in full (the critic and actor update reuse it, as the upstream code does)."""
@@ -145,10 +159,10 @@ class ProxyTargetMixin:
             parts.append(last.detach().unsqueeze(0))
         return parts[0] if len(parts) == 1 else th.cat(parts)
 
-    def _train_proxy(self, obs: th.Tensor, labels: th.Tensor) -> th.Tensor:
-        """K Adam steps of the proxy on ``obs[K, B, :]`` towards ``labels[K, B, :]``; returns the K losses."""
+    def _imitate_actor(self, obs_k: th.Tensor, labels: th.Tensor) -> th.Tensor:
+        """K Adam steps of the proxy towards ``labels`` (``imitate_actor``); returns the K losses."""
         try:
-            return proxy_update(self.proxy, self.proxy.optimizer, obs, labels)
+            return imitate_actor(self.proxy, self.proxy.optimizer, obs_k, labels)
         except FloatingPointError as exc:
             raise NonFiniteLossError("proxy", self._n_updates, float("nan")) from exc
 

@@ -5,6 +5,8 @@
 - ``SNNSACPolicy`` (SACPolicy): the actor is ``SNNGaussianActor`` (an SB3 SAC ``Actor``) around
   ``spikerl.SpikingGaussianActor``: spiking mean + ANN log-std, SB3's tanh-squashed Gaussian
   (PopSAN SAC, Tang et al. CoRL 2020).
+- ``MlpTD3Policy``: SB3's TD3Policy (the ANN baseline). It and ``SNNTD3Policy`` take
+  ``build_actor_target=False`` to leave out SB3's Polyak target actor, which Proxy Target replaces.
 
 Critics stay SB3's ANN ``ContinuousCritic``. The actor sees raw observations (SB3's FlattenExtractor
 only flattens a Box); the spiking actor squashes them itself (``preprocess="tanh"``). Membrane state
@@ -63,6 +65,13 @@ def _check_spaces(observation_space: spaces.Space, action_space: spaces.Space) -
         raise ValueError(f"SNN policies need a continuous Box action space, got {action_space}")
 
 
+def network_input(actor: TD3Actor | SACActor, obs: th.Tensor) -> th.Tensor:
+    """SB3's feature extraction, in the dtype of the actor's spiking network: SB3 hands Box observations
+    out as float32, so without the cast a policy converted with ``.double()`` would mix dtypes."""
+    features = actor.extract_features(obs, actor.features_extractor)
+    return features.to(next(actor.network.parameters()).dtype)
+
+
 class SNNActor(TD3Actor):
     """SB3 TD3 actor whose deterministic network is ``spikerl.SpikingActor`` (attribute ``network``)."""
 
@@ -84,7 +93,7 @@ class SNNActor(TD3Actor):
         return data
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
-        return self.network(self.extract_features(obs, self.features_extractor))
+        return self.network(network_input(self, obs))
 
 
 class SNNGaussianActor(SACActor):
@@ -119,18 +128,67 @@ class SNNGaussianActor(SACActor):
         return data
 
     def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
-        mean, log_std = self.network(self.extract_features(obs, self.features_extractor))
+        mean, log_std = self.network(network_input(self, obs))
         return mean, log_std, {}
 
     def log_std_of(self, obs: th.Tensor) -> th.Tensor:
         """The ANN log-std head alone (no spiking pass), clamped like SB3's."""
-        return self.network.log_std_net(self.extract_features(obs, self.features_extractor)).clamp(-20.0, 2.0)
+        return self.network.log_std_net(network_input(self, obs)).clamp(-20.0, 2.0)
 
 
 def fused_adam_supported() -> bool:
     """Fused (single-kernel) Adam runs on CPU and CUDA since torch 2.4; not on MPS."""
     version = tuple(int(v) for v in th.__version__.split("+")[0].split(".")[:2])
     return version >= (2, 4) and not (hasattr(th.backends, "mps") and th.backends.mps.is_available())
+
+
+class NoTargetActor(nn.Module):
+    """Holds SB3's ``actor_target`` slot in a TD3 policy built without one (``build_actor_target=False``).
+
+    It has no parameters, so a saved model holds no target-actor tensors; calling it is an error.
+    """
+
+    def forward(self, *args: Any) -> th.Tensor:
+        raise RuntimeError("this TD3 policy has no target actor (build_actor_target=False: under target='proxy' "
+                           "the proxy replaces it); use target='soft' for a Polyak-averaged target actor")
+
+
+class _OptionalTargetActor:
+    """A TD3 policy whose Polyak target actor can be left out: ``build_actor_target=False`` builds the actor,
+    the critics and the target critics only (ProxyTD3 passes it under ``target="proxy"``)."""
+
+    share_features_extractor: bool
+    optimizer_class: type[th.optim.Optimizer]
+    optimizer_kwargs: dict[str, Any]
+
+    def __init__(self, *args: Any, build_actor_target: bool = True, **kwargs: Any) -> None:
+        self.build_actor_target = bool(build_actor_target)
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        if self.build_actor_target:
+            super()._build(lr_schedule)  # type: ignore[misc]
+            return
+        self.actor = self.make_actor(features_extractor=None)  # type: ignore[attr-defined]
+        self.actor_target = NoTargetActor()
+        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1),  # type: ignore
+                                                    **self.optimizer_kwargs)
+        shared = self.actor.features_extractor if self.share_features_extractor else None
+        self.critic = self.make_critic(features_extractor=shared)  # type: ignore[attr-defined]
+        self.critic_target = self.make_critic(features_extractor=None)  # type: ignore[attr-defined]
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1),  # type: ignore
+                                                     **self.optimizer_kwargs)
+        self.critic_target.set_training_mode(False)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(build_actor_target=self.build_actor_target)
+        return data
+
+
+class MlpTD3Policy(_OptionalTargetActor, TD3Policy):
+    """SB3's TD3Policy (ANN actor and critics), with ``build_actor_target`` (default True: SB3's own build)."""
 
 
 class _SNNPolicyMixin:
@@ -173,17 +231,18 @@ class _SNNPolicyMixin:
         return list(DEFAULT_NET_ARCH) if net_arch is None else net_arch
 
 
-class SNNTD3Policy(_SNNPolicyMixin, TD3Policy):
+class SNNTD3Policy(_SNNPolicyMixin, _OptionalTargetActor, TD3Policy):
     """TD3 policy with a spiking actor (critics: SB3 ANN twin Q-networks).
 
     policy_kwargs: ``net_arch`` (list for actor and critic hidden sizes, or ``dict(pi=..., qf=...)``;
     default [256, 256]), ``neuron`` ("lif"), ``T`` (5), ``neuron_kwargs`` ({}), ``encoder`` ("pop" or
     "direct"), ``pop_dim`` (10), ``decoder_pop_dim`` (10), ``preprocess`` ("tanh"), ``mean_range``
-    ((-1, 1)), ``pop_std`` (sqrt(0.05)), plus TD3Policy's own (optimizer, n_critics, ...).
+    ((-1, 1)), ``pop_std`` (sqrt(0.05)), ``build_actor_target`` (True; ProxyTD3 sets it from its
+    ``target``), plus TD3Policy's own (optimizer, n_critics, ...).
     """
 
     actor: SNNActor
-    actor_target: SNNActor
+    actor_target: SNNActor | NoTargetActor
 
     _actor_class = SNNActor
 

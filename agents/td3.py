@@ -1,8 +1,9 @@
 """ProxyTD3: TD3 (Fujimoto et al. 2018) with a spiking or ANN actor and a choice of target actor.
 
-``target="proxy"`` is Proxy Target TD3 (Xu et al., NeurIPS 2025): an ANN proxy, trained by imitation
-of the current actor, replaces the Polyak-averaged target actor. ``target="soft"`` is TD3 itself
-(with ``policy="MlpPolicy"`` it is SB3's TD3 step for step: same random draws, same parameters).
+``target="proxy"`` is Proxy Target TD3 (Xu et al., NeurIPS 2025, Algorithm 3): an ANN proxy, trained by
+imitation of the current actor, replaces the Polyak-averaged target actor, which is then not built.
+``target="soft"`` is TD3 itself (with ``policy="MlpPolicy"`` it is SB3's TD3 step for step: same random
+draws, same parameters).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch as th
-from spikerl.agents.adam_step import adam_step
-from spikerl.agents.common import ProxyTargetMixin
-from spikerl.agents.policies import SNNTD3Policy
+from spikerl.agents.common import ProxyTargetMixin, min_q
+from spikerl.agents.policies import MlpTD3Policy, NoTargetActor, SNNTD3Policy
 from stable_baselines3 import TD3
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.td3.policies import TD3Policy
 from torch.nn import functional as F
 
 
@@ -39,7 +42,8 @@ class ProxyTD3(ProxyTargetMixin, TD3):
             gradient updates (0 = never).
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {**TD3.policy_aliases, "SNNPolicy": SNNTD3Policy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        **TD3.policy_aliases, "MlpPolicy": MlpTD3Policy, "SNNPolicy": SNNTD3Policy}
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, *args: Any, target: str = "proxy",
                  proxy_hidden: Sequence[int] = (512, 512), proxy_lr: float = 1e-3, proxy_iters: int = 3,
@@ -48,21 +52,26 @@ class ProxyTD3(ProxyTargetMixin, TD3):
         super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
+        if self.policy_class is TD3Policy:  # a model saved before "MlpPolicy" meant MlpTD3Policy
+            self.policy_class = MlpTD3Policy
+        if issubclass(self.policy_class, MlpTD3Policy | SNNTD3Policy):
+            # the proxy replaces the target actor; a copy, as SB3 keeps the caller's dict
+            self.policy_kwargs = {**self.policy_kwargs, "build_actor_target": self.target == "soft"}
         super()._setup_model()
         self._setup_proxy(squash=True)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """``gradient_steps`` TD3 updates; per update n (B = batch_size, d = policy_delay):
+        """``gradient_steps`` TD3 updates. Per update (B = batch_size, d = policy_delay, pi = the actor):
 
-        proxy (target="proxy"): draw K fresh minibatches {s}_k; labels y_k = pi(s_k) under no_grad,
-            computed as ONE batched actor call on the K*B states (on actor steps y_K is the detached
-            pi(s_K) of the actor loss below, so that pass runs once); then for k = 1..K one Adam step on
-            L_proxy = mean ||pi_proxy(s_k) - y_k||^2. The critic step below reuses minibatch K.
-        target action: a' = clip(mu'(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2),
-            mu' = pi_proxy (proxy) or the Polyak target actor pi_targ (soft).
-        critic: y = r + gamma (1 - terminated) min_j Q'_j(s', a');  L_Q = sum_j mean (Q_j(s, a) - y)^2.
-        actor, every d-th update: L_pi = -mean Q_1(s, pi(s)) (STBP through the SNN); then Polyak
-            theta'_Q <- tau theta_Q + (1 - tau) theta'_Q, and (soft only) phi' <- tau phi + (1 - tau) phi'.
+        1. proxy imitation (target="proxy"): draw K fresh minibatches s_1..s_K; labels y_k = pi(s_k) from
+           the actor before its update (no gradient); K Adam steps on L_proxy = mean ||pi_proxy(s_k) - y_k||^2.
+           The critic and actor steps below reuse minibatch K (as the authors' code does).
+        2. critic: a' = clip(mu'(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2), with mu' = pi_proxy
+           (proxy) or the Polyak target actor (soft);  y = r + gamma (1 - terminated) min_j Q'_j(s', a');
+           L_Q = sum_j mean (Q_j(s, a) - y)^2.
+        3. actor, every d-th update: L_pi = -mean Q_1(s, pi(s)) (BPTT through the SNN, surrogate gradients).
+        4. Polyak, with the actor step: theta'_Q <- tau theta_Q + (1 - tau) theta'_Q, and for "soft" also
+           phi' <- tau phi + (1 - tau) phi'.
 
         Timeouts are not terminal: SB3's replay buffer zeroes ``dones`` of truncated transitions
         (``handle_timeout_termination``), so ``dones`` is ``terminated``. A non-finite loss raises
@@ -70,58 +79,47 @@ class ProxyTD3(ProxyTargetMixin, TD3):
         """
         self.policy.set_training_mode(True)
         self._update_learning_rates([self.actor.optimizer, self.critic.optimizer])
-        use_proxy = self.target == "proxy"
         actor_losses, critic_losses, proxy_losses = [], [], []
 
         for _ in range(gradient_steps):
             self._n_updates += 1
             actor_step = self._n_updates % self.policy_delay == 0
-            actions_pi = None  # pi(s) on the critic minibatch, with its graph, for the actor loss
+            actions_pi = None  # pi(s_K) with its graph, computed once on actor steps
 
-            # 1. Proxy imitation on K fresh minibatches (labels: one batched no-grad actor call; on
-            #    actor steps minibatch K's labels come from the actor-loss forward pass, computed once)
-            if use_proxy:
+            # 1. Proxy imitation on K fresh minibatches; labels pi(s_k) from the actor before its update, in
+            #    one batched no-grad pass (on actor steps y_K is the actor loss's own pi(s_K), detached)
+            if self.target == "proxy":
                 obs_k, data = self._sample_for_proxy(batch_size)
                 if actor_step:
                     actions_pi = self.actor(data.observations)
                 labels = self._proxy_labels(obs_k, self.actor, actions_pi)
-                proxy_losses.append(self._train_proxy(obs_k, labels))
-                target_actor = self.proxy
+                proxy_losses.append(self._imitate_actor(obs_k, labels))
             else:
                 data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-                target_actor = self.actor_target
-            discounts = data.discounts if data.discounts is not None else self.gamma
 
-            # 2. Critic: clipped double-Q target with target-policy smoothing
+            # 2. Critic: clipped double-Q target y = r + gamma (1 - terminated) min_j Q'_j(s', a')
             with th.no_grad():
-                noise = data.actions.clone().data.normal_(0, self.target_policy_noise)
-                noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
-                next_actions = (target_actor(data.next_observations) + noise).clamp(-1, 1)
-                next_q = th.cat(self.critic_target(data.next_observations, next_actions), dim=1)
-                next_q, _ = th.min(next_q, dim=1, keepdim=True)
-                target_q = data.rewards + (1 - data.dones) * discounts * next_q
-            current_q = self.critic(data.observations, data.actions)
-            critic_loss = sum(F.mse_loss(q, target_q) for q in current_q)
-            self._check_finite("critic", critic_loss)
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            adam_step(self.critic.optimizer)
+                next_actions = self._smoothed_target_action(data)
+                discounts = data.discounts if data.discounts is not None else self.gamma
+                target_q = data.rewards + (1 - data.dones) * discounts * min_q(
+                    self.critic_target, data.next_observations, next_actions)
+            critic_loss = sum(F.mse_loss(q, target_q) for q in self.critic(data.observations, data.actions))
+            self._optimize("critic", critic_loss, self.critic.optimizer)
             critic_losses.append(critic_loss.detach())
 
-            # 3. Delayed actor update and Polyak averaging
             if actor_step:
+                # 3. Delayed actor step: L_pi = -mean Q_1(s, pi(s)); only dQ/da is needed of the critic
                 if actions_pi is None:
                     actions_pi = self.actor(data.observations)
                 with self._critic_frozen():
                     actor_loss = -self.critic.q1_forward(data.observations, actions_pi).mean()
-                self._check_finite("actor", actor_loss)
-                self.actor.optimizer.zero_grad()
-                actor_loss.backward()
-                adam_step(self.actor.optimizer)
+                self._optimize("actor", actor_loss, self.actor.optimizer)
                 actor_losses.append(actor_loss.detach())
+
+                # 4. Polyak averaging of the target critics (and of the target actor under "soft")
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
-                if not use_proxy:
+                if self.target == "soft":
                     polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
                     polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
 
@@ -134,3 +132,27 @@ class ProxyTD3(ProxyTargetMixin, TD3):
             self.logger.record("train/critic_loss", float(th.stack(critic_losses).mean()))
         if proxy_losses:
             self.logger.record("train/proxy_loss", float(th.cat(proxy_losses).mean()))
+
+    def _smoothed_target_action(self, data: ReplayBufferSamples) -> th.Tensor:
+        """Target policy smoothing: a' = clip(mu'(s') + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2).
+
+        mu' is the proxy (target="proxy") or the Polyak target actor (target="soft"); eps is drawn before
+        mu' runs, as SB3 draws it, so the random stream is SB3's.
+        """
+        noise = data.actions.clone().normal_(0, self.target_policy_noise)
+        noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+        target_actor = self.proxy if self.target == "proxy" else self.actor_target
+        return (target_actor(data.next_observations) + noise).clamp(-1, 1)
+
+    # -- save / load ---------------------------------------------------------------------------------
+    def set_parameters(self, load_path_or_dict: str | dict[str, Any], exact_match: bool = True,
+                       device: th.device | str = "auto") -> None:
+        """SB3's ``set_parameters``; a model saved while the unused target actor was still built (target
+        "proxy") holds ``actor_target.*`` tensors, which this policy has no place for: they are dropped."""
+        params = load_path_or_dict
+        if not isinstance(params, dict):
+            _, params, _ = load_from_zip_file(load_path_or_dict, device=device, load_data=False)
+        if isinstance(self.policy.actor_target, NoTargetActor) and "policy" in params:
+            params = {**params, "policy": {k: v for k, v in params["policy"].items()
+                                           if not k.startswith("actor_target.")}}
+        super().set_parameters(params, exact_match=exact_match, device=device)
