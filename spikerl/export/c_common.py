@@ -119,6 +119,42 @@ class Emitter:
         return {"weights": self.weight_bytes, "total": self.weight_bytes + self.other_bytes}
 
 
+#: input events summed per pass over the accumulators (fewer loads and stores of them; the order is unchanged)
+EVENT_UNROLL = 4
+
+
+def emit_event_sum(e: Emitter, acc: str, weights: str, n: int, src: int, row_type: str, graded: bool,
+                   cast: str = "") -> None:
+    """``acc[j] += v_q W[idx_q][j]`` over the events q of list ``src`` (v_q = 1 unless ``graded``), in event
+    order: :data:`EVENT_UNROLL` events per pass, ``acc + r0 + r1 + ...`` evaluated left to right, so each sum is
+    the sequential one, in the same order (float rounding included). ``cast``: a C cast applied to each new
+    value (``(int16_t)`` for a narrow integer accumulator whose sums are known to fit)."""
+    k = EVENT_UNROLL
+
+    def term(r: int) -> str:
+        return f"v{r} * r{r}[j]" if graded else f"r{r}[j]"
+
+    rows = [f"const {row_type} *r{r} = {weights}[s->idx[{src}][q + {r}]];" for r in range(k)]
+    vals = [f"const {'int32_t' if row_type == 'int8_t' else 'float'} v{r} = s->val[{src}][q + {r}];"
+            for r in range(k)] if graded else []
+    total = cast + "(" + " + ".join([f"{acc}[j]", *[term(r) for r in range(k)]]) + ")"
+    e.emit(2, "q = 0;", f"for (; q + {k} <= n_ev[{src}]; q += {k}) {{", *[f"    {x}" for x in rows + vals],
+           f"    for (j = 0; j < {n}; ++j) {acc}[j] = {total};", "}",
+           f"for (; q < n_ev[{src}]; ++q) {{", f"    const {row_type} *r0 = {weights}[s->idx[{src}][q]];")
+    if graded:
+        e.emit(3, vals[0].replace("q + 0", "q"))
+    e.emit(3, f"for (j = 0; j < {n}; ++j) {acc}[j] = {cast}({acc}[j] + {term(0)});")
+    e.emit(2, "}")
+
+
+def emit_compaction(e: Emitter, dst: int, n: int, value: str | None = None) -> None:
+    """Event list ``dst`` from the spike flags ``s->fired[0..n)`` (ascending neuron order; ``value``: the C
+    expression of a spiking neuron j's event value, stored in ``s->val``)."""
+    store = [f"    s->val[{dst}][m] = {value};"] if value else []
+    e.emit(2, "m = 0;", f"for (j = 0; j < {n}; ++j) {{", f"    s->idx[{dst}][m] = (spikerl_index)j;", *store,
+           "    m += s->fired[j];", "}", f"n_ev[{dst}] = m;")
+
+
 def count_layout(spec: PolicySpec) -> tuple[list[str], list[int]]:
     """(names, sizes) of the spike counts, as ``spikerl.runtime`` reports them."""
     names: list[str] = ["encoder"] if spec.encoder == "pop" else []

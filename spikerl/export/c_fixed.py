@@ -4,14 +4,15 @@ equals exactly in its integer parts).
 
 The observation preprocessing, the population encoder and the last step of the readout run in float32
 (once per decision); every hidden layer is event-driven integer code: an input event adds an int8 weight row
-into int32 accumulators, and the neuron updates are integer adds, compares and Q15 leak multiplies.
+into accumulators (int16 where a step's sum cannot leave int16's range, n_in 127 k_max <= 32767, else int32),
+and the neuron updates are integer adds, compares and Q15 leak multiplies done in int32.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from spikerl.export.c_common import CodeParts, Emitter, c_float, count_layout
+from spikerl.export.c_common import CodeParts, Emitter, c_float, count_layout, emit_compaction, emit_event_sum
 from spikerl.export.c_source import HOST_COUNT, emit_encoder_step, emit_front
 from spikerl.export.fixed_point import INPUT_MAX, Q_DECAY, FixedLayer, FixedPolicy, quantize, simulate
 from spikerl.runtime.spec import PolicySpec
@@ -28,8 +29,13 @@ def _fields(e: Emitter, fp: FixedPolicy, max_n: int) -> None:
         e.field(f"float enc_v[{D * spec.pop_dim}];  /* encoder potential */")
     else:
         e.field(f"int32_t xq[{D}];  /* quantized analog input */")
-    e.field(f"int32_t acc[{max_n}];  /* summed int8 weight rows of this step's input events */")
+    event_layers = [i for i in range(len(fp.layers)) if pop or i > 0]
+    if any(_narrow(fp, i) for i in event_layers):
+        e.field(f"int16_t acc16[{max_n}];  /* summed int8 weight rows of this step's events (sums that fit) */")
+    if any(not _narrow(fp, i) for i in event_layers):
+        e.field(f"int32_t acc[{max_n}];  /* summed int8 weight rows of this step's input events */")
     e.field(f"spikerl_index idx[2][{max_n}];  /* events of the last two layers at this step */")
+    e.field(f"uint8_t fired[{max_n}];  /* spike flags of the layer being updated */")
     if any(layer.neuron == "multi-threshold" for layer in fp.layers[:-1]):
         e.field(f"int32_t val[2][{max_n}];  /* event values (graded spikes) */")
     for i, layer in enumerate(fp.layers):
@@ -91,15 +97,21 @@ def _init(e: Emitter, fp: FixedPolicy, i: int, layer: FixedLayer, analog: bool) 
                f"    s->l{i}_cur0[j] = L{i}_B[j] + (int32_t)({scaled});", "}")
 
 
-def _current(e: Emitter, i: int, layer: FixedLayer, src: int, graded_in: bool) -> None:
-    n = layer.n_out
-    e.emit(2, f"for (j = 0; j < {n}; ++j) s->acc[j] = 0;", f"for (q = 0; q < n_ev[{src}]; ++q) {{",
-           f"    const int8_t *row = L{i}_W[s->idx[{src}][q]];")
-    if graded_in:
-        e.emit(3, f"const int32_t v = s->val[{src}][q];", f"for (j = 0; j < {n}; ++j) s->acc[j] += v * row[j];")
-    else:
-        e.emit(3, f"for (j = 0; j < {n}; ++j) s->acc[j] += row[j];")
-    e.emit(2, "}")
+def _narrow(fp: FixedPolicy, i: int) -> bool:
+    """Whether layer i's per-step event sum fits int16 whatever the input: n_in 127 k_max <= 32767 (int16 lanes
+    are twice as many per vector as int32 ones)."""
+    kmax = fp.layers[i - 1].levels if i > 0 and fp.layers[i - 1].neuron == "multi-threshold" else 1
+    return fp.layers[i].n_in * 127 * kmax <= 32767
+
+
+def _accumulator(fp: FixedPolicy, i: int) -> str:
+    return "s->acc16" if _narrow(fp, i) else "s->acc"
+
+
+def _current(e: Emitter, fp: FixedPolicy, i: int, layer: FixedLayer, src: int, graded_in: bool) -> None:
+    acc = _accumulator(fp, i)
+    e.emit(2, f"for (j = 0; j < {layer.n_out}; ++j) {acc}[j] = 0;")
+    emit_event_sum(e, acc, f"L{i}_W", layer.n_out, src, "int8_t", graded_in, "(int16_t)" if _narrow(fp, i) else "")
 
 
 def _update(e: Emitter, fp: FixedPolicy, i: int, layer: FixedLayer, cur: str, dst: int | None,
@@ -107,34 +119,36 @@ def _update(e: Emitter, fp: FixedPolicy, i: int, layer: FixedLayer, cur: str, ds
     n = layer.n_out
     u, th = f"s->l{i}_u[j]", f"L{i}_TH[j]"
     kept = _has_count(fp, i)
-    ev = [] if dst is None else [f"s->idx[{dst}][m] = (spikerl_index)j;"]
-    e.emit(2, "m = 0;", f"for (j = 0; j < {n}; ++j) {{", f"    const int32_t cur = {cur};")
     if layer.neuron == "multi-threshold":
         after = "0" if layer.hard else f"h - k * {th}"
-        evm = [] if dst is None else [*ev, f"s->val[{dst}][m] = k;", "++m;"]
+        ev = [] if dst is None else [f"s->idx[{dst}][m] = (spikerl_index)j;", f"s->val[{dst}][m] = k;", "++m;"]
         body = [f"const int32_t h = {_leak(u, layer.decay)} + cur;", "int32_t k = 0;",
                 f"while (k < {layer.levels} && h > (k + 1) * {th}) ++k;", "if (k > 0) {",
-                *[f"    {x}" for x in evm], f"    HOST_COUNT({count_off} + j, (float)k);",
+                *[f"    {x}" for x in ev], f"    HOST_COUNT({count_off} + j, (float)k);",
                 *([f"    s->l{i}_n[j] += k;"] if kept else []), f"    {u} = {after};", "} else {",
                 f"    {u} = h;", "}"]
+        e.emit(2, "m = 0;", f"for (j = 0; j < {n}; ++j) {{", f"    const int32_t cur = {cur};",
+               *[f"    {x}" for x in body], "}")
+        if dst is not None:
+            e.emit(2, f"n_ev[{dst}] = m;")
+        return
+    # binary events: a branch-free loop over the neurons (it vectorizes) writing spike flags, then the events
+    if layer.neuron == "if-conv":
+        cmp = ">=" if layer.fire_ge else ">"
+        pre, after = [f"const int32_t h = {u} + cur;"], f"h - {th}"
+    elif layer.neuron == "clif":
+        pre = [f"const int32_t c = {_leak(f's->l{i}_c[j]', layer.current_decay)} + cur;", f"s->l{i}_c[j] = c;",
+               f"const int32_t h = {_leak(u, layer.decay)} + c;"]
+        cmp, after = ">", "0" if layer.hard else f"h - {th}"
     else:
-        if layer.neuron == "if-conv":
-            cmp = ">=" if layer.fire_ge else ">"
-            pre, after = [f"const int32_t h = {u} + cur;"], f"h - {th}"
-        elif layer.neuron == "clif":
-            pre = [f"const int32_t c = {_leak(f's->l{i}_c[j]', layer.current_decay)} + cur;", f"s->l{i}_c[j] = c;",
-                   f"const int32_t h = {_leak(u, layer.decay)} + c;"]
-            cmp, after = ">", "0" if layer.hard else f"h - {th}"
-        else:
-            pre, cmp = [f"const int32_t h = {_leak(u, layer.decay)} + cur;"], ">"
-            after = "0" if layer.hard else f"h - {th}"
-        body = [*pre, f"const int fired = h {cmp} {th};", f"{u} = fired ? {after} : h;", *ev,
-                *([] if dst is None else ["m += fired;"]), f"HOST_COUNT({count_off} + j, fired ? 1.0f : 0.0f);",
-                *([f"s->l{i}_n[j] += fired;"] if kept else [])]
-    e.emit(3, *body)
-    e.emit(2, "}")
+        pre, cmp = [f"const int32_t h = {_leak(u, layer.decay)} + cur;"], ">"
+        after = "0" if layer.hard else f"h - {th}"
+    body = [f"const int32_t cur = {cur};", *pre, f"const int fired = h {cmp} {th};", f"{u} = fired ? {after} : h;",
+            *([] if dst is None else ["s->fired[j] = (uint8_t)fired;"]),
+            f"HOST_COUNT({count_off} + j, fired ? 1.0f : 0.0f);", *([f"s->l{i}_n[j] += fired;"] if kept else [])]
+    e.emit(2, f"for (j = 0; j < {n}; ++j) {{", *[f"    {x}" for x in body], "}")
     if dst is not None:
-        e.emit(2, f"n_ev[{dst}] = m;")
+        emit_compaction(e, dst, n)
 
 
 def _carry(e: Emitter, i: int, layer: FixedLayer) -> None:
@@ -174,8 +188,8 @@ def fixed_parts(spec: PolicySpec, calib: np.ndarray) -> CodeParts:
         if (not pop) and i == 0:
             cur = f"s->l{i}_cur0[j]"
         else:
-            _current(e, i, layer, i % 2, i > 0 and fp.layers[i - 1].neuron == "multi-threshold")
-            cur = f"L{i}_B[j] + s->acc[j] * {1 << layer.frac_bits}"
+            _current(e, fp, i, layer, i % 2, i > 0 and fp.layers[i - 1].neuron == "multi-threshold")
+            cur = f"L{i}_B[j] + (int32_t){_accumulator(fp, i)}[j] * {1 << layer.frac_bits}"
         _update(e, fp, i, layer, cur, None if i == L - 1 else (i + 1) % 2, offsets[names[i + (1 if pop else 0)]])
     e.emit(1, "}")
     if fp.carry:
@@ -187,8 +201,10 @@ def fixed_parts(spec: PolicySpec, calib: np.ndarray) -> CodeParts:
            f"    for (j = 0; j < {DP}; ++j) acc += {last} * DEC_W[k][j];",
            "    a[k] = tanhf((float)acc * DEC_R[k] + DEC_B[k]);", "}")
 
-    leak = (f"static int32_t leak(int32_t u, int32_t d) {{  /* round(u d / 2^{Q_DECAY}), half up */\n"
-            f"    return (int32_t)(((int64_t)u * d + {1 << (Q_DECAY - 1)}) >> {Q_DECAY});\n}}\n\n")
+    q, lo = Q_DECAY, (1 << Q_DECAY) - 1
+    leak = ("/* round(u d / 2^15) half up in int32 arithmetic: u = hi 2^15 + lo, u d = hi d 2^15 + lo d */\n"
+            f"static int32_t leak(int32_t u, int32_t d) {{\n"
+            f"    return (u >> {q}) * d + (((u & {lo}) * d + {1 << (q - 1)}) >> {q});\n}}\n\n")
     uses_leak = any(layer.decay is not None or layer.current_decay is not None for layer in fp.layers)
     reset = ["int j;", *[f"for (j = 0; j < {layer.n_out}; ++j) s->l{i}_carry[j] = 0;"
                          for i, layer in enumerate(fp.layers)]] if fp.carry else []

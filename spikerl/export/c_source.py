@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikerl.export.c_common import CodeParts, Emitter, c_float, count_layout
+from spikerl.export.c_common import CodeParts, Emitter, c_float, count_layout, emit_compaction, emit_event_sum
 from spikerl.runtime.spec import ENCODER_THRESHOLD, LayerSpec, PolicySpec
 
 #: neuron kinds whose events carry a value (graded spikes); the others emit 0/1 spikes
@@ -110,16 +110,9 @@ def _init_layer(e: Emitter, i: int, layer: LayerSpec, last: bool, analog: bool, 
 
 
 def _current(e: Emitter, i: int, layer: LayerSpec, src: int, graded_in: bool) -> None:
-    """s->cur = b + the weight rows of the input events of this step."""
-    n = layer.n_out
-    add = "s->cur[j] += v * row[j];" if graded_in else "s->cur[j] += row[j];"
-    e.emit(2, f"for (j = 0; j < {n}; ++j) s->cur[j] = L{i}_B[j];",
-           f"for (q = 0; q < n_ev[{src}]; ++q) {{",
-           f"    const float *row = L{i}_W[s->idx[{src}][q]];")
-    if graded_in:
-        e.emit(3, f"const float v = s->val[{src}][q];")
-    e.emit(3, f"for (j = 0; j < {n}; ++j) {add}")
-    e.emit(2, "}")
+    """s->cur = b + the weight rows of the input events of this step (bias first, events in order)."""
+    e.emit(2, f"for (j = 0; j < {layer.n_out}; ++j) s->cur[j] = L{i}_B[j];")
+    emit_event_sum(e, "s->cur", f"L{i}_W", layer.n_out, src, "float", graded_in)
 
 
 def _counting(i: int, count_off: int, kept: bool, value: str) -> list[str]:
@@ -129,12 +122,45 @@ def _counting(i: int, count_off: int, kept: bool, value: str) -> list[str]:
     return out
 
 
+#: kinds updated by a branch-free loop over the neurons (it vectorizes) that writes spike flags, then a compaction
+SPLIT = ("if", "lif", "plif", "clif", "if-conv")
+
+
+def _split_update(e: Emitter, i: int, layer: LayerSpec, cur: str, dst: int | None, kept: bool,
+                  count_off: int) -> None:
+    n, kind, p = layer.n_out, layer.neuron, layer.params
+    u = f"s->l{i}_u[j]"
+    body: list[str] = []
+    if kind == "if-conv":
+        cmp = ">=" if p["fire"] == "ge" else ">"
+        body += [f"const float h = {u} + {cur};", f"const float th = L{i}_TH[j];", f"const int fired = h {cmp} th;",
+                 f"{u} = fired ? h - th : h;"]
+    else:
+        thr = c_float(p["threshold"])
+        decay = float(p.get("decay", 1.0)) if kind != "if" else 1.0
+        if kind == "clif":
+            body += [f"const float c = s->l{i}_c[j] * {c_float(p['current_decay'])} + {cur};", f"s->l{i}_c[j] = c;"]
+            cur = "c"
+        leak = u if np.float32(decay) == np.float32(1.0) else f"{u} * {c_float(decay)}"
+        after = "0.0f" if p.get("reset", "hard") == "hard" else f"h - {thr}"
+        body += [f"const float h = {leak} + {cur};", f"const int fired = h > {thr};", f"{u} = fired ? {after} : h;"]
+    if dst is not None:
+        body.append("s->fired[j] = (uint8_t)fired;")
+    body += _counting(i, count_off, kept, "fired ? 1.0f : 0.0f")
+    e.emit(2, f"for (j = 0; j < {n}; ++j) {{", *[f"    {x}" for x in body], "}")
+    if dst is not None:
+        emit_compaction(e, dst, n, f"L{i}_TH[j]" if kind == "if-conv" else None)
+
+
 def _update(e: Emitter, i: int, layer: LayerSpec, cur: str, dst: int | None, kept: bool, analog: bool,
             count_off: int) -> None:
     """The neuron update of one step over all neurons, writing the events to list ``dst`` (None: last layer);
     ``kept``: the layer keeps its counts (:func:`_has_count`); ``analog``: it takes the analog input."""
     n, kind, p = layer.n_out, layer.neuron, layer.params
     u = f"s->l{i}_u[j]"
+    if kind in SPLIT:  # a loop over the neurons that vectorizes, then the events from the spike flags
+        _split_update(e, i, layer, cur, dst, kept, count_off)
+        return
     event = [] if dst is None else [f"s->idx[{dst}][m] = (spikerl_index)j;"]
     e.emit(2, "m = 0;", f"for (j = 0; j < {n}; ++j) {{")
     if kind in ("if", "lif", "plif", "clif"):
@@ -269,11 +295,11 @@ def emit_front(e: Emitter, spec: PolicySpec, n_counts: int) -> None:
 def emit_encoder_step(e: Emitter, spec: PolicySpec, count_off: int) -> None:
     """One step of the population encoder (regular firing, soft reset): its spikes into event list 0."""
     thr = c_float(ENCODER_THRESHOLD)
-    e.emit(2, "m = 0;", f"for (j = 0; j < {spec.encoder_out}; ++j) {{",
+    e.emit(2, f"for (j = 0; j < {spec.encoder_out}; ++j) {{",
            "    const float v = s->enc_v[j] + s->enc_a[j];", f"    const int fired = v > {thr};",
-           f"    s->enc_v[j] = fired ? v - {thr} : v;", "    s->idx[0][m] = (spikerl_index)j;",
-           "    m += fired;", f"    HOST_COUNT({count_off} + j, fired ? 1.0f : 0.0f);", "}",
-           "n_ev[0] = m;")
+           f"    s->enc_v[j] = fired ? v - {thr} : v;", "    s->fired[j] = (uint8_t)fired;",
+           f"    HOST_COUNT({count_off} + j, fired ? 1.0f : 0.0f);", "}")
+    emit_compaction(e, 0, spec.encoder_out)
 
 
 def float_parts(spec: PolicySpec) -> CodeParts:
@@ -295,6 +321,7 @@ def float_parts(spec: PolicySpec) -> CodeParts:
         e.field(f"float enc_v[{D * P}];  /* encoder potential */")
     e.field(f"float cur[{max_n}];  /* input current of the layer being updated */")
     e.field(f"spikerl_index idx[2][{max_n}];  /* events of the last two layers at this step */")
+    e.field(f"uint8_t fired[{max_n}];  /* spike flags of the layer being updated */")
     if graded:
         e.field(f"float val[2][{max_n}];  /* event values (graded spikes) */")
     for i, layer in enumerate(spec.layers):

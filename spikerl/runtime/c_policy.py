@@ -80,6 +80,10 @@ def build_library(path: str | os.PathLike[str], *, cc: str | None = None, flags:
     return target
 
 
+def _address(a: np.ndarray) -> int:
+    return int(a.__array_interface__["data"][0])
+
+
 class CPolicy:
     """A compiled C export (build it with :func:`load_c_policy`); the interface of :class:`spikerl.runtime.Policy`.
 
@@ -109,6 +113,11 @@ class CPolicy:
         self._count_sizes: list[int] = [int(n) for n in meta["counts"]["sizes"]]
         self._states: np.ndarray | None = None
         self._one = self._new_states(1)
+        # one observation: preallocated buffers at fixed addresses (no per-call allocation or conversion)
+        self._obs1 = np.zeros(self.obs_dim, dtype=np.float32)
+        self._out1 = np.zeros(self.act_dim, dtype=np.float32)
+        self._obs1_at, self._out1_at, self._one_at = _address(self._obs1), _address(self._out1), _address(self._one)
+        self._act_rows = lib.spikerl_act_rows
 
     @property
     def stateful(self) -> bool:
@@ -162,14 +171,25 @@ class CPolicy:
         rc = self._lib.spikerl_act_rows(rows.ctypes.data, rows.shape[0], out.ctypes.data,
                                         None if cnt is None else cnt.ctypes.data, states.ctypes.data, per_row)
         if rc != 0:
-            b, i = divmod(rc - 1, self.obs_dim)
-            where = f"({b}, {i})" if obs.ndim == 2 else str(i)
-            raise ValueError(f"observation entry at index {where} is not finite ({rows[b, i]}); the policy needs "
-                             "finite observations (the C API answers it with the neutral action)")
+            self._raise_not_finite(rows, obs.ndim, rc)
         return out, cnt
+
+    def _raise_not_finite(self, rows: np.ndarray, ndim: int, rc: int) -> None:
+        b, i = divmod(rc - 1, self.obs_dim)
+        where = f"({b}, {i})" if ndim == 2 else str(i)
+        raise ValueError(f"observation entry at index {where} is not finite ({rows[b, i]}); the policy needs "
+                         "finite observations (the C API answers it with the neutral action)")
 
     def act(self, obs: Any) -> np.ndarray:
         """Env action(s) for ``obs[obs_dim]`` or ``obs[B, obs_dim]`` (float32)."""
+        if isinstance(obs, np.ndarray) and obs.shape == self._obs1.shape and obs.dtype.kind in "fiub":
+            self._obs1[:] = obs  # cast to float32
+            states, per_row = self._rows_states(1)
+            at = self._one_at if states is self._one else _address(states)
+            rc = self._act_rows(self._obs1_at, 1, self._out1_at, None, at, per_row)
+            if rc != 0:
+                self._raise_not_finite(self._obs1[None], 1, rc)
+            return self._out1.copy()
         obs = self._prepare(obs)
         out, _ = self._run(obs, False)
         return out[0] if obs.ndim == 1 else out
