@@ -9,8 +9,9 @@ Importing this package (and running a policy) never imports torch; ``tests/expor
 subprocess where ``import torch`` fails.
 """
 
-from spikerl.runtime.bundle import BundleError, read_bundle, write_bundle
+from spikerl.runtime.bundle import BundleError, BundleWarning, read_bundle, write_bundle
 from spikerl.runtime.policy import Policy, load_policy
 from spikerl.runtime.spec import LayerSpec, PolicySpec
 
-__all__ = ["load_policy", "Policy", "BundleError", "read_bundle", "write_bundle", "PolicySpec", "LayerSpec"]
+__all__ = ["load_policy", "Policy", "BundleError", "BundleWarning", "read_bundle", "write_bundle", "PolicySpec",
+           "LayerSpec"]

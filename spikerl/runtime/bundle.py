@@ -4,9 +4,13 @@
 the policy besides the weights: T, the coding (encoder kind, population sizes, preprocessing), every
 layer's size, neuron model, parameters (PLIF: the learned decay) and update equations as text, the
 observation/action spaces (shape, low, high) and the action scaling ``a_env = low + (a + 1)/2 (high - low)``
-(Stable-Baselines3's ``unscale_action``), the env it was trained on, versions, and the SHA-256 of
-``weights.npz``. :func:`write_bundle` writes a bundle atomically (a temporary directory renamed into
-place); :func:`read_bundle` checks it and gives one :class:`BundleError` per problem.
+(Stable-Baselines3's ``unscale_action``), the env it was trained on, versions, the SHA-256 of ``weights.npz``
+and ``bundle_sha256``, the SHA-256 of the manifest itself (:func:`bundle_sha256`), which holds the weights'
+digest and so covers the whole bundle. :func:`write_bundle` writes a bundle atomically (a temporary directory
+renamed into place); :func:`read_bundle` verifies both digests, checks every manifest field
+(:mod:`spikerl.runtime.manifest`) and the arrays, and gives one :class:`BundleError` per problem, naming the
+file and the field. A bundle without ``bundle_sha256`` (written before bundles carried it) still loads,
+with one :class:`BundleWarning` line saying that its manifest is not covered by a checksum.
 
 New layer kinds stay within format version 1 (``diff-conv``, differential-coding converted policies, was
 added so): a bundle names each layer's neuron, and a runtime that does not know one refuses the bundle with
@@ -23,19 +27,16 @@ import platform
 import shutil
 import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from spikerl.runtime.spec import (
-    ENCODER_THRESHOLD,
-    NEURON_PARAMS,
-    LayerSpec,
-    PolicySpec,
-    neuron_equations,
-)
+from spikerl.runtime.manifest import check_arrays, check_manifest, space_bounds
+from spikerl.runtime.params import show
+from spikerl.runtime.spec import ENCODER_THRESHOLD, LayerSpec, PolicySpec, first_non_finite, neuron_equations
 
 FORMAT = "spikerl-bundle"
 FORMAT_VERSION = 1
@@ -43,10 +44,15 @@ SUPPORTED_VERSIONS = (1,)
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "weights.npz"
 SCALING_EQUATION = "a_env = low + (a + 1) / 2 * (high - low)"
+CHECKSUM_KEY = "bundle_sha256"
 
 
 class BundleError(ValueError):
-    """A missing, malformed or tampered bundle: the message names the file and what is wrong."""
+    """A missing, malformed or tampered bundle: the message names the file, the field and what is wrong."""
+
+
+class BundleWarning(UserWarning):
+    """A bundle that loads but is less protected than a current one (no manifest checksum)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -75,23 +81,24 @@ def space_to_json(space: Any, what: str) -> dict[str, Any] | None:
             "dtype": str(np.dtype(dtype))}
 
 
-def space_bounds(space: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) float64 arrays of a manifest space."""
-    shape = tuple(space["shape"])
-    low = np.array([float(v) for v in space["low"]], dtype=np.float64).reshape(shape)
-    high = np.array([float(v) for v in space["high"]], dtype=np.float64).reshape(shape)
-    return low, high
-
-
 # ---------------------------------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------------------------------
 def sha256_file(path: Path) -> str:
+    """The SHA-256 hex digest of a file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def bundle_sha256(manifest: dict[str, Any]) -> str:
+    """The SHA-256 of the manifest's canonical JSON (sorted keys, no whitespace, ASCII, ``bundle_sha256`` left
+    out). The manifest holds the SHA-256 of ``weights.npz``, so this one digest covers the whole bundle."""
+    body = {k: v for k, v in manifest.items() if k != CHECKSUM_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _versions(extra: dict[str, str] | None) -> dict[str, str]:
@@ -114,9 +121,9 @@ def build_manifest(spec: PolicySpec, weights_sha256: str, *, observation_space: 
         if act_space["shape"] != [spec.act_dim]:
             raise ValueError(f"action_space has shape {act_space['shape']} but the policy gives {spec.act_dim} "
                              "actions")
-        low, high = space_bounds(act_space)
-        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+        if any(isinstance(v, str) for v in act_space["low"] + act_space["high"]):
             raise ValueError("action_space must have finite low and high to scale [-1, 1] actions onto it")
+        space_bounds(act_space, "action_space", spec.act_dim, finite=True)  # low < high in every dimension
         scaling = {"kind": "affine", "equation": SCALING_EQUATION}
     diff = spec.layers[-1].neuron == "diff-conv"
     coding: dict[str, Any] = {"encoder": spec.encoder, "preprocess": spec.preprocess, "pop_dim": spec.pop_dim,
@@ -177,6 +184,7 @@ def write_bundle(spec: PolicySpec, path: str | os.PathLike[str], *, observation_
         np.savez(tmp / WEIGHTS_FILE, **spec.arrays())
         manifest = build_manifest(spec, sha256_file(tmp / WEIGHTS_FILE), observation_space=observation_space,
                                   action_space=action_space, env=env, versions=versions)
+        manifest[CHECKSUM_KEY] = bundle_sha256(manifest)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
         old = None
         if path.exists():
@@ -195,14 +203,15 @@ def write_bundle(spec: PolicySpec, path: str | os.PathLike[str], *, observation_
 # reading
 # ---------------------------------------------------------------------------------------------------
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checked manifest of the bundle at ``path`` (format and version, required keys)."""
+    """The checked manifest of the bundle at ``path``: format, version, ``bundle_sha256`` and every field."""
     path = Path(path)
     if not path.is_dir():
         raise BundleError(f"{path} is not a bundle directory (expected a directory with {MANIFEST_FILE} and "
                           f"{WEIGHTS_FILE}, as written by spikerl export --format bundle)")
     mpath = path / MANIFEST_FILE
     if not mpath.is_file():
-        raise BundleError(f"{path}: {MANIFEST_FILE} is missing; not a spikerl bundle")
+        raise BundleError(f"{path}: {MANIFEST_FILE} is missing; not a spikerl bundle (export the run again with "
+                          "spikerl export --format bundle)")
     try:
         manifest = json.loads(mpath.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as err:
@@ -214,18 +223,33 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     if version not in SUPPORTED_VERSIONS:
         raise BundleError(f"{mpath}: unknown format_version {version!r}; this spikerl reads "
                           f"{', '.join(map(str, SUPPORTED_VERSIONS))} (upgrade spikerl or re-export the policy)")
-    required = ("obs_dim", "act_dim", "T", "dtype", "coding", "layers", "weights", "policy")
-    missing = [k for k in required if k not in manifest]
-    if missing:
-        raise BundleError(f"{mpath}: missing key(s) {', '.join(missing)}")
+    _verify_checksum(manifest, mpath)
+    try:
+        check_manifest(manifest)
+    except ValueError as err:
+        raise BundleError(f"{mpath}: {err}") from None
     return manifest
+
+
+def _verify_checksum(manifest: dict[str, Any], mpath: Path) -> None:
+    recorded = manifest.get(CHECKSUM_KEY)
+    if recorded is None:
+        warnings.warn(f"{mpath}: no {CHECKSUM_KEY} (a bundle from an older spikerl): weights.npz is checksummed but "
+                      "the manifest is not; export the policy again to cover both", BundleWarning, stacklevel=4)
+        return
+    if not isinstance(recorded, str) or len(recorded) != 64 or recorded.strip("0123456789abcdef"):
+        raise BundleError(f"{mpath}: {CHECKSUM_KEY} must be 64 lowercase hex digits, got {show(recorded)}")
+    actual = bundle_sha256(manifest)
+    if actual != recorded:
+        raise BundleError(f"{mpath}: {CHECKSUM_KEY} mismatch (recorded {recorded[:16]}..., the manifest hashes to "
+                          f"{actual[:16]}...); the manifest was modified or corrupted, export the policy again")
 
 
 def _load_arrays(path: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
     wpath = path / WEIGHTS_FILE
     if not wpath.is_file():
         raise BundleError(f"{path}: {WEIGHTS_FILE} is missing")
-    expected = manifest["weights"].get("sha256")
+    expected = manifest["weights"]["sha256"]
     actual = sha256_file(wpath)
     if actual != expected:
         raise BundleError(f"{wpath}: SHA-256 checksum mismatch (manifest {expected}, file {actual}); the weights "
@@ -238,52 +262,54 @@ def _load_arrays(path: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def read_bundle(path: str | os.PathLike[str]) -> tuple[PolicySpec, dict[str, Any]]:
-    """(spec, manifest) of the bundle at ``path``, checked: checksum, array names, shapes, dtypes, params."""
+    """(spec, manifest) of the bundle at ``path``, checked: both checksums, every manifest field, array names,
+    shapes, dtypes and finiteness, neuron parameters."""
     path = Path(path)
     manifest = read_manifest(path)
     arrays = _load_arrays(path, manifest)
+    mpath, wpath = path / MANIFEST_FILE, path / WEIGHTS_FILE
     coding = manifest["coding"]
-    where = path / MANIFEST_FILE
-    try:
-        layers = []
-        for i, entry in enumerate(manifest["layers"]):
-            neuron = entry["neuron"]
-            if neuron not in NEURON_PARAMS:
-                raise BundleError(f"{where}: layer {i} has unknown neuron {neuron!r}; this runtime runs "
-                                  f"{', '.join(NEURON_PARAMS)}")
-            w, b = arrays.get(f"layer{i}.weight"), arrays.get(f"layer{i}.bias")
-            if w is None or b is None:
-                raise BundleError(f"{path / WEIGHTS_FILE}: layer{i}.weight or layer{i}.bias is missing")
-            layers.append(LayerSpec(w, b, neuron, dict(entry["params"]), threshold=arrays.get(f"layer{i}.threshold")))
-        pop = coding["encoder"] == "pop"
-        spec = PolicySpec(
-            obs_dim=int(manifest["obs_dim"]), act_dim=int(manifest["act_dim"]), T=int(manifest["T"]),
-            encoder=coding["encoder"], preprocess=coding["preprocess"], layers=layers,
-            decoder_weight=arrays.get("decoder.weight"), decoder_bias=arrays.get("decoder.bias"),  # type: ignore
-            pop_dim=int(coding.get("pop_dim", 1)), encoder_mean=arrays.get("encoder.mean") if pop else None,
-            encoder_std=arrays.get("encoder.std") if pop else None, carry=manifest["policy"].get("carry"),
-            readout=coding.get("readout", "population"),
-            extra={"source": manifest["policy"].get("source"), "output": manifest["policy"].get("output")},
-        )
-    except (KeyError, TypeError) as err:
-        raise BundleError(f"{where}: malformed entry ({type(err).__name__}: {err})") from None
+    layers = []
+    for i, entry in enumerate(manifest["layers"]):
+        w, b = arrays.get(f"layer{i}.weight"), arrays.get(f"layer{i}.bias")
+        if w is None or b is None:
+            raise BundleError(f"{wpath}: layer{i}.weight or layer{i}.bias is missing")
+        layers.append(LayerSpec(w, b, entry["neuron"], dict(entry["params"]),
+                                threshold=arrays.get(f"layer{i}.threshold")))
+    pop = coding["encoder"] == "pop"
+    spec = PolicySpec(
+        obs_dim=manifest["obs_dim"], act_dim=manifest["act_dim"], T=manifest["T"],
+        encoder=coding["encoder"], preprocess=coding["preprocess"], layers=layers,
+        decoder_weight=arrays.get("decoder.weight"), decoder_bias=arrays.get("decoder.bias"),  # type: ignore
+        pop_dim=coding["pop_dim"], encoder_mean=arrays.get("encoder.mean") if pop else None,
+        encoder_std=arrays.get("encoder.std") if pop else None, carry=manifest["policy"].get("carry"),
+        readout=coding.get("readout", "population"),
+        extra={"source": manifest["policy"].get("source"), "output": manifest["policy"].get("output")},
+    )
     if spec.decoder_weight is None or spec.decoder_bias is None:
-        raise BundleError(f"{path / WEIGHTS_FILE}: decoder.weight or decoder.bias is missing")
+        raise BundleError(f"{wpath}: decoder.weight or decoder.bias is missing")
     unknown = sorted(set(arrays) - set(spec.expected_shapes()))
     if unknown:
-        raise BundleError(f"{path / WEIGHTS_FILE}: unexpected array(s) {', '.join(unknown)}")
+        raise BundleError(f"{wpath}: unexpected array(s) {', '.join(unknown)}")
     for name, shape in spec.expected_shapes().items():
         arr = arrays.get(name)
         if arr is None:
-            raise BundleError(f"{path / WEIGHTS_FILE}: array {name!r} is missing")
+            raise BundleError(f"{wpath}: array {name!r} is missing")
         if tuple(arr.shape) != shape:
-            raise BundleError(f"{path / WEIGHTS_FILE}: array {name!r} has shape {tuple(arr.shape)}, the manifest's "
-                              f"sizes need {shape}")
-        if arr.dtype != np.dtype(manifest["dtype"]) or arr.dtype.name not in ("float32", "float64"):
-            raise BundleError(f"{path / WEIGHTS_FILE}: array {name!r} has dtype {arr.dtype}, expected "
-                              f"{manifest['dtype']} (float32 or float64)")
+            raise BundleError(f"{wpath}: array {name!r} has shape {tuple(arr.shape)}, the manifest's sizes need "
+                              f"{shape}")
+        if arr.dtype != np.dtype(manifest["dtype"]):
+            raise BundleError(f"{wpath}: array {name!r} has dtype {arr.dtype}, expected {manifest['dtype']} "
+                              "(the manifest's dtype)")
+        bad = first_non_finite(arr)
+        if bad is not None:
+            raise BundleError(f"{wpath}: array {name!r} holds {bad}; a policy's weights must be finite")
+    try:
+        check_arrays(manifest, arrays)
+    except ValueError as err:
+        raise BundleError(f"{mpath}: {err}") from None
     try:
         spec.validate()
-    except ValueError as err:
-        raise BundleError(f"{where}: {err}") from None
+    except ValueError as err:  # array values live in weights.npz, everything else in the manifest
+        raise BundleError(f"{wpath if str(err).startswith('array ') else mpath}: {err}") from None
     return spec, manifest

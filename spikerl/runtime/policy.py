@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from spikerl.energy import EnergyReport, count_energy
-from spikerl.runtime.bundle import BundleError, read_bundle, space_bounds
+from spikerl.runtime.bundle import BundleError, read_bundle
+from spikerl.runtime.manifest import space_bounds
 from spikerl.runtime.spec import PolicySpec
 
 
@@ -42,7 +43,8 @@ class Policy:
         self._low = self._span = None
         space = manifest.get("action_space")
         if space is not None and manifest.get("action_scaling", {}).get("kind") == "affine":
-            low, high = space_bounds(space)  # in the policy dtype, as SB3's unscale_action on a float32 Box
+            # scaled in the policy dtype, as SB3's unscale_action on a float32 Box
+            low, high = space_bounds(space, "action_space", spec.act_dim, finite=True)
             self._low = low.astype(self.dtype)
             self._span = high.astype(self.dtype) - self._low
 

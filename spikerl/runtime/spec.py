@@ -30,24 +30,16 @@ from typing import Any
 
 import numpy as np
 
+from spikerl.runtime.params import CONVERTED_NEURONS, NEURON_PARAMS, check_layer_params, is_integer, show
+
 ENCODERS = ("pop", "direct")
 PREPROCESS = ("tanh", "none")
 ENCODER_THRESHOLD = 0.999
 
-#: inference parameters (beyond the weights) of each neuron kind, as stored in a manifest
-NEURON_PARAMS: dict[str, tuple[str, ...]] = {
-    "if": ("threshold", "reset"),
-    "lif": ("threshold", "reset", "decay"),
-    "plif": ("threshold", "reset", "decay"),
-    "clif": ("threshold", "reset", "decay", "current_decay"),
-    "dn": ("threshold", "current_decay", "theta_v", "theta_u", "theta_r", "theta_s", "u_sign"),
-    "multi-threshold": ("threshold", "reset", "decay", "levels"),
-    "if-conv": ("v0", "fire", "reset"),
-    "diff-conv": ("v0", "levels", "signed"),
-}
 READOUTS = ("population", "linear")
-#: layer kinds of converted ANN policies (per-neuron ``threshold`` array, ``readout="linear"``)
-CONVERTED_NEURONS = ("if-conv", "diff-conv")
+#: upper bound on T: the runtime keeps [2, T, width] work buffers per decision, and conversion methods use
+#: T of at most a few thousand; a larger T in a file is a corrupt or hostile value, not a policy
+MAX_T = 10_000
 
 _RESET = {
     "hard": "u_t = h_t (1 - s_t)",
@@ -185,24 +177,34 @@ class PolicySpec:
         return shapes
 
     def validate(self) -> None:
-        """``ValueError`` naming the first inconsistency (kinds, sizes, shapes, parameters)."""
+        """``ValueError`` naming the first inconsistency (kinds, sizes, shapes, finiteness, parameters)."""
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; supported: {', '.join(ENCODERS)}")
         if self.preprocess not in PREPROCESS:
             raise ValueError(f"unknown preprocess {self.preprocess!r}; supported: {', '.join(PREPROCESS)}")
-        if self.T < 1 or self.obs_dim < 1 or self.act_dim < 1 or not self.layers:
-            raise ValueError(f"T, obs_dim, act_dim and the layer count must be >= 1, got T={self.T}, "
-                             f"obs_dim={self.obs_dim}, act_dim={self.act_dim}, {len(self.layers)} layers")
+        if not is_integer(self.T) or not 1 <= self.T <= MAX_T:
+            raise ValueError(f"T must be an integer in [1, {MAX_T}], got {show(self.T)}")
+        if self.obs_dim < 1 or self.act_dim < 1 or not self.layers:
+            raise ValueError(f"obs_dim, act_dim and the layer count must be >= 1, got obs_dim={self.obs_dim}, "
+                             f"act_dim={self.act_dim}, {len(self.layers)} layers")
         if self.readout not in READOUTS:
             raise ValueError(f"unknown readout {self.readout!r}; supported: {', '.join(READOUTS)}")
         if self.readout == "population" and self.layers[-1].n_out != self.act_dim * self.decoder_pop_dim:
             raise ValueError(f"the last layer has {self.layers[-1].n_out} neurons but the decoder reads "
                              f"{self.act_dim} x {self.decoder_pop_dim}")
+        arrays = self.arrays()
         for name, shape in self.expected_shapes().items():
-            arr = self.arrays()[name]
+            arr = arrays[name]
             if arr is None or tuple(arr.shape) != shape:
                 got = None if arr is None else tuple(arr.shape)
                 raise ValueError(f"array {name!r} has shape {got}, expected {shape}")
+            bad = first_non_finite(arr)
+            if bad is not None:
+                raise ValueError(f"array {name!r} holds {bad}; a policy's weights must be finite")
+        for name in ("encoder.std",) + tuple(f"layer{i}.threshold" for i in range(len(self.layers))):
+            if name in arrays and not (np.asarray(arrays[name]) > 0).all():
+                raise ValueError(f"array {name!r} must be positive everywhere, got minimum "
+                                 f"{float(np.asarray(arrays[name]).min())!r}")
         if self.readout == "linear" and self.decoder_pop_dim != self.layers[-1].n_out:
             raise ValueError(f"the linear readout reads {self.decoder_pop_dim} inputs but the last layer has "
                              f"{self.layers[-1].n_out} neurons")
@@ -214,36 +216,22 @@ class PolicySpec:
                              f"{', '.join(sorted(kinds))}")
         for i, layer in enumerate(self.layers):
             if layer.neuron not in NEURON_PARAMS:
-                raise ValueError(f"layer {i}: unknown neuron {layer.neuron!r}; known: {', '.join(NEURON_PARAMS)}")
-            missing = [k for k in NEURON_PARAMS[layer.neuron] if k not in layer.params]
-            if missing:
-                raise ValueError(f"layer {i} ({layer.neuron}): missing neuron parameter(s) {', '.join(missing)}")
+                raise ValueError(f"layers[{i}].neuron: unknown neuron {layer.neuron!r}; known: "
+                                 f"{', '.join(NEURON_PARAMS)}")
             if (layer.neuron in CONVERTED_NEURONS) != (self.readout == "linear"):
                 raise ValueError(f"layer {i} ({layer.neuron}): {'/'.join(CONVERTED_NEURONS)} layers go with "
                                  f"readout='linear' (converted policies) and only there; this spec has "
                                  f"readout={self.readout!r}")
-            if layer.neuron == "if-conv" and layer.params.get("fire") not in ("ge", "gt"):
-                raise ValueError(f"layer {i} (if-conv): fire must be 'ge' or 'gt', got {layer.params.get('fire')!r}")
-            if layer.neuron == "diff-conv":
-                _check_diff_params(i, layer.params)
-            if layer.neuron in CONVERTED_NEURONS and self.carry == "crpi" and \
-                    not 0.0 <= float(layer.params.get("alpha", -1)) <= 1.0:
-                raise ValueError(f"layer {i} ({layer.neuron}): carry='crpi' needs params['alpha'] in [0, 1], got "
-                                 f"{layer.params.get('alpha')!r}")
-            reset = layer.params.get("reset", "hard")
-            if reset not in _RESET:
-                raise ValueError(f"layer {i} ({layer.neuron}): reset must be 'hard' or 'soft', got {reset!r}")
+            check_layer_params(i, layer.neuron, layer.params, self.carry)
 
 
-def _check_diff_params(index: int, params: dict[str, Any]) -> None:
-    """``ValueError`` unless a ``diff-conv`` layer has an integer ``levels`` >= 1, a bool ``signed`` and a
-    finite ``v0``."""
-    levels, signed, v0 = params.get("levels"), params.get("signed"), params.get("v0")
-    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
-        raise ValueError(f"layer {index} (diff-conv): levels must be an integer >= 1 (1: if-diff, thresholds "
-                         f"theta/2^i for mth-diff), got {levels!r}")
-    if not isinstance(signed, (bool, np.bool_)):
-        raise ValueError(f"layer {index} (diff-conv): signed must be true or false, got {signed!r}")
-    if isinstance(v0, bool) or not isinstance(v0, (int, float, np.floating)) or not np.isfinite(v0):
-        raise ValueError(f"layer {index} (diff-conv): v0 (start potential as a fraction of theta) must be a finite "
-                         f"number, got {v0!r}")
+def first_non_finite(arr: np.ndarray) -> str | None:
+    """``"nan at index (i, j)"`` for the first NaN or infinite entry of ``arr``, None when all are finite."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "fc":
+        return None
+    finite = np.isfinite(arr)
+    if finite.all():
+        return None
+    index = tuple(int(i) for i in np.argwhere(~finite)[0])
+    return f"{arr[index]} at index {index if len(index) != 1 else index[0]}"

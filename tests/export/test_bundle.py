@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from spikerl.export import export_policy
-from spikerl.runtime import BundleError, load_policy, read_bundle
+from spikerl.runtime import BundleError, BundleWarning, load_policy, read_bundle, write_bundle
 
+from .bundle_edits import edit_manifest, manifest_digest, read_manifest_json, resave_weights, weights
 from .helpers import (
     ACT_DIM,
     NEURON_RESETS,
@@ -160,33 +161,6 @@ def test_export_is_atomic_and_replaces_only_bundles(tmp_path):
         export_policy(a1, tmp_path / "z", "bundle", action_space={"shape": [2], "low": [0, 0], "high": [1, 1]})
 
 
-def _resave(path, **changes) -> None:
-    """Rewrite weights.npz with some arrays replaced (a value of None deletes the array)."""
-    with np.load(path / "weights.npz") as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays.update(changes)
-    for k in [k for k, v in changes.items() if v is None]:
-        del arrays[k]
-    np.savez(path / "weights.npz", **arrays)
-
-
-def _weight(path, name: str) -> np.ndarray:
-    with np.load(path / "weights.npz") as npz:
-        return npz[name]
-
-
-def _edit_manifest(path, edit) -> None:
-    m = json.loads((path / "manifest.json").read_text())
-    edit(m)
-    (path / "manifest.json").write_text(json.dumps(m))
-
-
-def _fix_checksum(path) -> None:
-    """Record the checksum of the current weights.npz, so that only the corruption under test is wrong."""
-    digest = hashlib.sha256((path / "weights.npz").read_bytes()).hexdigest()
-    _edit_manifest(path, lambda m: m["weights"].update(sha256=digest))
-
-
 def _remove_directory(path) -> None:
     shutil.rmtree(path)
 
@@ -200,30 +174,43 @@ def _remove_weights(path) -> None:
 
 
 def _scale_weights_keeping_old_checksum(path) -> None:
-    _resave(path, **{"layer0.weight": _weight(path, "layer0.weight") * 1.01})
+    resave_weights(path, recompute=False, **{"layer0.weight": weights(path)["layer0.weight"] * 1.01})
 
 
 def _cut_layer0_columns(path) -> None:
-    _resave(path, **{"layer0.weight": _weight(path, "layer0.weight")[:, :40]})
-    _fix_checksum(path)
+    resave_weights(path, **{"layer0.weight": weights(path)["layer0.weight"][:, :40]})
 
 
 def _drop_decoder_bias(path) -> None:
-    _resave(path, **{"decoder.bias": None})
-    _fix_checksum(path)
+    resave_weights(path, **{"decoder.bias": None})
 
 
 def _layer1_bias_as_float16(path) -> None:
-    _resave(path, **{"layer1.bias": np.zeros(32, dtype=np.float16)})
-    _fix_checksum(path)
+    resave_weights(path, **{"layer1.bias": np.zeros(32, dtype=np.float16)})
+
+
+def _nan_weight_with_checksum_recomputed(path) -> None:
+    w = weights(path)["layer1.weight"]
+    w[3, 7] = np.nan
+    resave_weights(path, **{"layer1.weight": w})
+
+
+def _infinite_decoder_bias_with_checksum_recomputed(path) -> None:
+    resave_weights(path, **{"decoder.bias": np.array([0.0, -np.inf, 0.0])})
+
+
+def _negative_encoder_width_with_checksum_recomputed(path) -> None:
+    std = weights(path)["encoder.std"]
+    std[1, 2] = -0.5
+    resave_weights(path, **{"encoder.std": std})
 
 
 def _future_format_version(path) -> None:
-    _edit_manifest(path, lambda m: m.update(format_version=99))
+    edit_manifest(path, lambda m: m.update(format_version=99))
 
 
 def _other_format(path) -> None:
-    _edit_manifest(path, lambda m: m.update(format="other"))
+    edit_manifest(path, lambda m: m.update(format="other"))
 
 
 def _manifest_not_json(path) -> None:
@@ -231,28 +218,58 @@ def _manifest_not_json(path) -> None:
 
 
 def _unknown_neuron(path) -> None:
-    _edit_manifest(path, lambda m: m["layers"][1].update(neuron="izhikevich"))
+    edit_manifest(path, lambda m: m["layers"][1].update(neuron="izhikevich"))
 
 
 def _carry_across_decisions(path) -> None:
-    _edit_manifest(path, lambda m: m["policy"].update(carry="crpi"))
+    edit_manifest(path, lambda m: m["policy"].update(carry="crpi", stateful=True))
 
 
-#: (corruption of a good bundle, the one-line error it must give); the test id names what was corrupted
+def _manifest_edited_keeping_old_checksum(path) -> None:
+    edit_manifest(path, lambda m: m["layers"][0]["params"].update(threshold=0.25), recompute=False)
+
+
+def _weights_digest_edited_keeping_old_checksum(path) -> None:
+    edit_manifest(path, lambda m: m["weights"].update(sha256="0" * 64), recompute=False)
+
+
+def _checksum_not_hex(path) -> None:
+    edit_manifest(path, lambda m: m.update(bundle_sha256="sha256:abc"), recompute=False)
+
+
+#: (corruption of a good bundle, the one-line error it must give, the file it must name); the test id names what
+#: was corrupted. Manifest edits recompute the bundle checksum unless the case is about that checksum, so that
+#: each case reaches the check it is about; tests/export/test_bundle_manifest.py has the field-by-field cases.
 CORRUPTIONS = [
-    pytest.param(_remove_directory, "not a bundle directory", id="directory-missing"),
-    pytest.param(_remove_manifest, "manifest.json is missing", id="manifest-missing"),
-    pytest.param(_remove_weights, "weights.npz is missing", id="weights-missing"),
-    pytest.param(_scale_weights_keeping_old_checksum, "SHA-256 checksum mismatch", id="weights-tampered"),
+    pytest.param(_remove_directory, "not a bundle directory", "", id="directory-missing"),
+    pytest.param(_remove_manifest, "manifest.json is missing", "", id="manifest-missing"),
+    pytest.param(_remove_weights, "weights.npz is missing", "", id="weights-missing"),
+    pytest.param(_scale_weights_keeping_old_checksum, "SHA-256 checksum mismatch", "weights.npz",
+                 id="weights-tampered"),
     pytest.param(_cut_layer0_columns, r"'layer0.weight' has shape \(48, 40\), the manifest's sizes need \(48, 50\)",
-                 id="weight-shape-wrong"),
-    pytest.param(_drop_decoder_bias, "decoder.weight or decoder.bias is missing", id="decoder-bias-missing"),
-    pytest.param(_layer1_bias_as_float16, "'layer1.bias' has dtype float16", id="bias-dtype-float16"),
-    pytest.param(_future_format_version, "unknown format_version 99", id="format-version-unknown"),
-    pytest.param(_other_format, "format is 'other'", id="format-not-spikerl"),
-    pytest.param(_manifest_not_json, "not valid JSON", id="manifest-not-json"),
-    pytest.param(_unknown_neuron, "layer 1 has unknown neuron 'izhikevich'", id="neuron-unknown"),
-    pytest.param(_carry_across_decisions, "carries state across decisions", id="carry-across-decisions"),
+                 "weights.npz", id="weight-shape-wrong"),
+    pytest.param(_drop_decoder_bias, "decoder.weight or decoder.bias is missing", "weights.npz",
+                 id="decoder-bias-missing"),
+    pytest.param(_layer1_bias_as_float16, "'layer1.bias' has dtype float16", "weights.npz", id="bias-dtype-float16"),
+    pytest.param(_nan_weight_with_checksum_recomputed, r"array 'layer1.weight' holds nan at index \(3, 7\); a "
+                 "policy's weights must be finite", "weights.npz", id="weight-nan-checksum-recomputed"),
+    pytest.param(_infinite_decoder_bias_with_checksum_recomputed, "array 'decoder.bias' holds -inf at index 1",
+                 "weights.npz", id="decoder-bias-inf-checksum-recomputed"),
+    pytest.param(_negative_encoder_width_with_checksum_recomputed, "array 'encoder.std' must be positive everywhere, "
+                 "got minimum -0.5", "weights.npz", id="encoder-std-negative-checksum-recomputed"),
+    pytest.param(_future_format_version, "unknown format_version 99", "manifest.json", id="format-version-unknown"),
+    pytest.param(_other_format, "format is 'other'", "manifest.json", id="format-not-spikerl"),
+    pytest.param(_manifest_not_json, "not valid JSON", "manifest.json", id="manifest-not-json"),
+    pytest.param(_unknown_neuron, r"layers\[1\].neuron: unknown neuron 'izhikevich'", "manifest.json",
+                 id="neuron-unknown"),
+    pytest.param(_carry_across_decisions, "carries state across decisions", "", id="carry-across-decisions"),
+    pytest.param(_manifest_edited_keeping_old_checksum, r"bundle_sha256 mismatch \(recorded [0-9a-f]{16}\.\.\., the "
+                 r"manifest hashes to [0-9a-f]{16}\.\.\.\); the manifest was modified", "manifest.json",
+                 id="manifest-tampered"),
+    pytest.param(_weights_digest_edited_keeping_old_checksum, "bundle_sha256 mismatch", "manifest.json",
+                 id="weights-digest-tampered"),
+    pytest.param(_checksum_not_hex, "bundle_sha256 must be 64 lowercase hex digits, got 'sha256:abc'",
+                 "manifest.json", id="bundle-checksum-malformed"),
 ]
 
 
@@ -261,11 +278,53 @@ def lif_actor():
     return make_actor("lif")
 
 
-@pytest.mark.parametrize("corrupt, message", CORRUPTIONS)
-def test_a_corrupted_bundle_gives_one_clear_error(lif_actor, tmp_path, corrupt, message):
-    path = export_policy(lif_actor, tmp_path / "bundle", "bundle")
+@pytest.mark.parametrize("corrupt, message, file", CORRUPTIONS)
+def test_a_corrupted_bundle_gives_one_clear_error(lif_actor, tmp_path, corrupt, message, file):
+    path = export_policy(lif_actor, tmp_path / "bundle", "bundle", action_space=ACTION_SPACE,
+                         observation_space=OBS_SPACE, env={"id": "Test-v0", "kwargs": {}})
     assert load_policy(path).act(observations(n=1)).shape == (1, ACT_DIM)  # it loads before the corruption
     corrupt(path)
     with pytest.raises(BundleError, match=message) as err:
         load_policy(path)
     assert "\n" not in str(err.value)
+    assert str(err.value).startswith(str(path / file) if file else str(path))  # names the file
+
+
+def test_the_bundle_checksum_covers_the_manifest_and_an_old_bundle_without_it_loads_with_one_warning(
+        lif_actor, tmp_path):
+    path = export_policy(lif_actor, tmp_path / "bundle", "bundle", action_space=ACTION_SPACE)
+    manifest = read_manifest_json(path)
+    assert manifest["bundle_sha256"] == manifest_digest(manifest)
+    assert manifest["weights"]["sha256"] == hashlib.sha256((path / "weights.npz").read_bytes()).hexdigest()
+    obs = observations(n=5)
+    expected = load_policy(path).act(obs)
+    edit_manifest(path, lambda m: m.pop("bundle_sha256"))  # what a bundle written before the checksum looks like
+    with pytest.warns(BundleWarning) as caught:
+        policy = load_policy(path)
+    assert len(caught) == 1
+    text = str(caught[0].message)
+    assert text.startswith(f"{path / 'manifest.json'}: no bundle_sha256") and "\n" not in text
+    np.testing.assert_array_equal(policy.act(obs), expected)
+    space = read_manifest_json(path)["action_space"]
+    edit_manifest(path, lambda m: m["action_space"].update(low=space["high"], high=space["low"]))
+    with pytest.warns(BundleWarning), pytest.raises(BundleError, match="action_space.low must be below"):
+        load_policy(path)  # without the checksum the field checks still hold
+
+
+def test_export_refuses_what_the_runtime_would_refuse(lif_actor, tmp_path):
+    from spikerl.export.extract import spec_from_actor
+
+    spec = spec_from_actor(lif_actor)
+    spec.layers[0].weight[0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"array 'layer0.weight' holds inf at index \(0, 0\)"):
+        write_bundle(spec, tmp_path / "inf")
+    spec = spec_from_actor(lif_actor)
+    spec.T = 10**12
+    with pytest.raises(ValueError, match=r"T must be an integer in \[1, 10000\], got 1000000000000"):
+        write_bundle(spec, tmp_path / "long")
+    spec = spec_from_actor(lif_actor)
+    with pytest.raises(ValueError, match=r"action_space.low must be below action_space.high in every dimension; "
+                                         r"dimension 1 has low 0.4, high -0.4"):
+        write_bundle(spec, tmp_path / "swapped", action_space={"shape": [ACT_DIM], "low": [-1.0, 0.4, 0.0],
+                                                               "high": [1.0, -0.4, 3.0]})
+    assert not any(tmp_path.iterdir())  # nothing was written
