@@ -21,7 +21,7 @@ EPILOG = """formats:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a run's spiking actor (bundle, NIR or ONNX)",
+    p = sub.add_parser("export", help="export a run's spiking actor (bundle, NIR, ONNX or C)",
                        description="Load RUN_DIR/model.zip and export its spiking actor (TD3: the action; SAC: "
                        "the deterministic action tanh(mean)).", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
