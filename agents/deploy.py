@@ -3,9 +3,11 @@
 - :func:`export_run` loads ``RUN_DIR/model.zip`` (``spikerl.agents.training.load_run_model``) and exports its
   spiking actor with :func:`spikerl.export.export_policy`; the bundle records the run's env id, env
   kwargs and seed so that it can be evaluated on its own.
-- :func:`evaluate_bundle` runs a bundle through the Numba runtime in SB3's ``evaluate_policy`` on the same
-  env and seeds as :func:`~spikerl.agents.training.evaluate_run` (seed + 100 by default), so the two
-  give the same returns up to float32 summation-order effects.
+- :func:`evaluate_bundle` runs a bundle through the Numba runtime on the same env and seeds as
+  :func:`~spikerl.agents.training.evaluate_run` (seed + 100 by default; episodes as SB3's ``evaluate_policy``
+  plays them, :mod:`spikerl.agents.episodes`), so the two give the same returns up to float32
+  summation-order effects. It imports neither torch nor Stable-Baselines3: a bundle evaluates where
+  neither is installed.
 """
 
 from __future__ import annotations
@@ -18,15 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spikerl.agents.evaluation_hooks import run_episodes
-from spikerl.agents.training import (
+from spikerl.agents.episodes import (
     EVAL_SEED_OFFSET,
     EVALUATION_FILE,
     VIDEO_DIR,
-    RunError,
     finish_videos,
-    load_run_model,
-    make_eval_env,
+    make_policy_env,
+    run_policy_episodes,
 )
 
 DEFAULT_OUT = {"bundle": "bundle", "nir": "policy.nir", "onnx": "policy.onnx"}
@@ -36,6 +36,7 @@ def export_run(run_dir: str | os.PathLike[str], format: str = "bundle", out: str
                ) -> Path:
     """Export the spiking actor of a run directory; ``out`` defaults to ``RUN_DIR/bundle`` (or policy.nir/.onnx)."""
     from spikerl.agents.policies import snn_or_none
+    from spikerl.agents.training import RunError, load_run_model
 
     from spikerl.export import FORMATS, export_policy
 
@@ -105,10 +106,10 @@ def evaluate_bundle(path: str | os.PathLike[str], episodes: int = 10, seed: int 
     if seed is None:
         seed = int(env_info.get("seed", 0)) + EVAL_SEED_OFFSET
     video_dir = path / VIDEO_DIR if video else None
-    env = make_eval_env(env_id, int(seed), env_info.get("kwargs") or {}, video_dir)
+    env = make_policy_env(env_id, int(seed), env_info.get("kwargs") or {}, video_dir)
     agent = BundleAgent(policy)
     t0 = time.perf_counter()
-    returns, lengths = run_episodes(agent, env, episodes, True, on_episode)
+    returns, lengths = run_policy_episodes(agent, env, int(seed), episodes, on_episode)
     report = policy.energy(agent.mean_counts(), energy_model)
     result = {
         "env": env_id, "model": str(path), "runtime": "spikerl.runtime", "episodes": int(episodes),

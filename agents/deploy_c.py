@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 from spikerl.agents.deploy import BundleAgent, evaluate_bundle, export_run
-from spikerl.agents.evaluation_hooks import run_episodes
-from spikerl.agents.training import EVAL_SEED_OFFSET, EVALUATION_FILE, make_eval_env
+from spikerl.agents.episodes import EVAL_SEED_OFFSET, EVALUATION_FILE, make_policy_env, run_policy_episodes
 
 from spikerl.runtime.c_policy import META_FILE, load_c_policy
 
@@ -52,9 +51,10 @@ def record_observations(bundle: str | os.PathLike[str], episodes: int = 3,
     for k in range(MAX_CALIB_EPISODES):
         if k >= episodes and sum(len(o) for o in seen) >= min_observations:
             break
-        env = make_eval_env(env_id, seed + EVAL_SEED_OFFSET + CALIB_SEED_OFFSET + k, kwargs, None)
+        episode_seed = seed + EVAL_SEED_OFFSET + CALIB_SEED_OFFSET + k
+        env = make_policy_env(env_id, episode_seed, kwargs, None)
         policy.reset()
-        run_episodes(BundleAgent(policy), env, 1, True, None, seen, MAX_CALIB_OBSERVATIONS)
+        run_policy_episodes(BundleAgent(policy), env, episode_seed, 1, None, seen, MAX_CALIB_OBSERVATIONS)
     return np.concatenate(seen).astype(np.float32)[:MAX_CALIB_OBSERVATIONS]
 
 
@@ -68,10 +68,10 @@ def evaluate_c_export(path: str | os.PathLike[str], episodes: int = 10, seed: in
     policy = load_c_policy(path)
     env_id, kwargs, run_seed = _env_of(policy.meta, path)
     seed = run_seed + EVAL_SEED_OFFSET if seed is None else int(seed)
-    env = make_eval_env(env_id, seed, kwargs, None)
+    env = make_policy_env(env_id, seed, kwargs, None)
     agent = BundleAgent(policy)
     t0 = time.perf_counter()
-    returns, lengths = run_episodes(agent, env, episodes, True, None)
+    returns, lengths = run_policy_episodes(agent, env, seed, episodes)
     report = policy.energy(agent.mean_counts(), energy_model)
     result = {
         "env": env_id, "model": str(path), "runtime": f"C export ({policy.precision}, via ctypes)",

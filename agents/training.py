@@ -45,6 +45,7 @@ from spikerl.agents.callbacks import (
     read_evaluations,
     write_evaluations,
 )
+from spikerl.agents.episodes import EVAL_SEED_OFFSET, EVALUATION_FILE, VIDEO_DIR, clear_videos, finish_videos
 from spikerl.agents.replay_io import load_replay_buffer
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -61,10 +62,6 @@ TB_DIR = "tb"
 EVAL_CSV = "evaluations.csv"
 METRICS_FILE = "metrics.json"
 PROGRESS_FILE = "progress.json"
-EVALUATION_FILE = "evaluation.json"
-VIDEO_DIR = "videos"
-#: the eval env uses seed + EVAL_SEED_OFFSET (the Proxy Target code evaluates with seed + 100)
-EVAL_SEED_OFFSET = 100
 
 
 class RunError(Exception):
@@ -364,22 +361,10 @@ def make_eval_env(env_id: str, seed: int, env_kwargs: dict[str, Any], video_dir:
     from spikerl.envs import make_env
 
     if video_dir is not None:
-        for old in video_dir.glob("eval-episode-*.mp4"):
-            old.unlink()
+        clear_videos(video_dir)
     with warnings.catch_warnings():  # RecordVideo warns when the folder exists; we own that folder
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         return make_env(env_id, seed=seed, n_envs=1, video_folder=video_dir, **(env_kwargs or {}))
-
-
-def finish_videos(video_dir: Path | None, episodes: int, root: Path) -> list[str]:
-    """The evaluation's videos relative to ``root``, after dropping the recording of the extra episode
-    that the VecEnv's auto-reset starts after the last one."""
-    if video_dir is None:
-        return []
-    for extra in video_dir.glob("eval-episode-*.mp4"):
-        if int(extra.stem.rsplit("-", 1)[1]) >= episodes:
-            extra.unlink()
-    return sorted(str(p.relative_to(root)) for p in video_dir.glob("*.mp4"))
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, video: bool = False,

@@ -1,5 +1,8 @@
 """Environment factories: seeded, Monitor-wrapped Gymnasium MuJoCo envs in an SB3 ``DummyVecEnv``.
 
+Stable-Baselines3 (and with it torch) is imported only by :func:`make_env`: :func:`make_single_env` and
+:func:`record_episodes` serve torch-free evaluation of deployed policies (bundles, C exports).
+
 Rendering: ``render_mode="rgb_array"`` works headless through EGL; ``MUJOCO_GL=egl`` is set when the
 variable is unset and there is no display. ``video_folder`` records every episode of env index 0
 with Gymnasium's ``RecordVideo`` (needs ``moviepy``: ``pip install "spikerl[video]"``).
@@ -10,12 +13,13 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from spikerl.envs.registry import resolve_env_id
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
 
 MUJOCO_INSTALL_HINT = 'pip install "gymnasium[mujoco]"  (or: pip install mujoco)'
 _RENDER_MODES = (None, "human", "rgb_array", "depth_array", "rgbd_tuple")
@@ -63,16 +67,25 @@ def make_single_env(env_id: str, seed: int | None = None, render_mode: str | Non
     return env
 
 
+def record_episodes(env: gym.Env, video_folder: str | os.PathLike[str], video_prefix: str = "eval") -> gym.Env:
+    """``env`` recording every episode to ``video_folder/<prefix>-episode-<n>.mp4`` (``env`` must render
+    ``rgb_array``; needs moviepy)."""
+    _require_moviepy()
+    return gym.wrappers.RecordVideo(env, os.fspath(video_folder), episode_trigger=lambda _ep: True,
+                                   name_prefix=video_prefix, disable_logger=True)
+
+
 def _env_fn(full_id: str, index: int, seed: int | None, render_mode: str | None, video_folder: str | None,
             video_prefix: str, env_kwargs: dict[str, Any]) -> Callable[[], gym.Env]:
     def thunk() -> gym.Env:
+        from stable_baselines3.common.monitor import Monitor
+
         mode = render_mode
         if video_folder is not None and index == 0 and mode is None:
             mode = "rgb_array"
         env = make_single_env(full_id, None if seed is None else seed + index, mode, **env_kwargs)
         if video_folder is not None and index == 0:
-            env = gym.wrappers.RecordVideo(env, video_folder, episode_trigger=lambda _ep: True,
-                                           name_prefix=video_prefix, disable_logger=True)
+            env = record_episodes(env, video_folder, video_prefix)
         return Monitor(env)
 
     return thunk
@@ -86,6 +99,8 @@ def make_env(env_id: str, seed: int | None = None, n_envs: int = 1, render_mode:
     ``video_folder``: record every episode of env 0 as mp4 (``render_mode`` becomes ``"rgb_array"``).
     The seeds apply at the first ``reset()`` of the VecEnv (SB3 semantics).
     """
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
     if not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
     full_id = resolve_env_id(env_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from spikerl.cli import CLIError
@@ -37,11 +38,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise CLIError(f"run directory {run_dir} does not exist")
-    if (run_dir / "manifest.json").is_file():
+    kind = _folder_kind(run_dir)
+    if kind == "bundle":
         return _run_bundle(args, run_dir)
-    if (run_dir / "converted.json").is_file():
+    if kind == "converted":
         return _run_converted(args, run_dir)
-    if (run_dir / "spikerl_policy.json").is_file():
+    if kind == "c-export":
         return _run_c_export(args, run_dir)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -66,6 +68,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: files that mark a folder as a bundle / C export even when another of its files is missing (the loaders then
+#: name the missing one), checked before a run directory's config.yaml
+_BUNDLE_FILES = ("manifest.json", "weights.npz")
+_C_EXPORT_FILES = ("spikerl_policy.json", "spikerl_policy.c", "spikerl_policy.h")
+
+
+def _folder_kind(path: Path) -> str:
+    """"bundle", "converted", "c-export" or "run" (spikerl train's run directory) from the files in ``path``."""
+    if any((path / name).is_file() for name in _BUNDLE_FILES):
+        return "bundle"
+    if (path / "converted.json").is_file():
+        return "converted"
+    if any((path / name).is_file() for name in _C_EXPORT_FILES):
+        return "c-export"
+    return "run"
+
+
 def _run_converted(args: argparse.Namespace, path: Path) -> int:
     """Evaluate a converted ANN policy (``spikerl convert``); the CRPI carry is reset per env at episode start."""
     if args.video:
@@ -88,14 +107,21 @@ def _run_bundle(args: argparse.Namespace, bundle: Path) -> int:
     """Evaluate a policy bundle with the torch-free runtime; writes ``BUNDLE/evaluation.json``."""
     if not args.deterministic:
         raise CLIError("a bundle holds the deterministic policy only; drop --no-deterministic")
-    from spikerl.agents.deploy import evaluate_bundle
+    from spikerl.agents.deploy import evaluate_bundle  # torch-free: NumPy, Numba and Gymnasium
 
     try:
-        result = evaluate_bundle(bundle, episodes=args.episodes, seed=args.seed, video=args.video)
+        with warnings.catch_warnings():  # e.g. a bundle without a manifest checksum: one line each
+            warnings.showwarning = _warning_line
+            result = evaluate_bundle(bundle, episodes=args.episodes, seed=args.seed, video=args.video)
     except (ValueError, ImportError) as err:  # bad bundle (BundleError), env problems, missing moviepy
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     _report(args, result, f"bundle {bundle}, runtime spikerl.runtime", bundle)
     return 0
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    print(f"spikerl evaluate: warning: {str(message).splitlines()[0]}", file=sys.stderr)
 
 
 def _run_c_export(args: argparse.Namespace, path: Path) -> int:
