@@ -189,8 +189,9 @@ def _header(spec: PolicySpec, parts: CodeParts, precision: str, source: str, n_c
  * obs[{spec.obs_dim}] -> {spec.encoder} encoder -> {layers} (T = {spec.T}) -> {spec.readout} readout -> \
 action[{spec.act_dim}]
  *
- * Build: cc -std=c99 -O2 -c spikerl_policy.c   (link with -lm). Plain C99: no heap, no libc beyond math.h
- * (tanhf, expf, isfinite; exact, no tables). Do not build with -ffast-math: it removes the NaN check.
+ * Build: cc -std=c99 -O2 -c spikerl_policy.c   (link with -lm). Plain C99: no heap, no libc beyond math.h.
+ * tanhf and expf are the toolchain's (glibc and newlib: within 1-2 ulp), not a table or an approximation
+ * of ours. Do not build with -ffast-math: it removes the NaN check.
  *
  * Use:
  *     static spikerl_state state;          (or on the stack; all of the policy's RAM is in this struct)

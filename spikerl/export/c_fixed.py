@@ -220,8 +220,10 @@ def _notes(fp: FixedPolicy) -> list[str]:
     notes = [
         "Fixed point (int8): layer i's weights L<i>_W are int8 with one scale s_j per output neuron j; neuron j's",
         "membrane, bias L<i>_B, threshold L<i>_TH (and start potential L<i>_V0) are int32 in units s_j / 2^F,",
-        f"so an input event adds its weight row times 2^F ({bits}). Leak: u d / 2^15 rounded half up",
-        "(d = round(decay 2^15); needs an arithmetic right shift of negative numbers, as gcc, clang and armcc do).",
+        "so an input event adds its weight row times 2^F; F per layer, the largest that no input can overflow:",
+        f"{bits}.",
+        "Leak: u d / 2^15 rounded half up, d = round(decay 2^15), in int32 (u = hi 2^15 + lo). It needs two's",
+        "complement and an arithmetic right shift of negative numbers, as gcc, clang, armcc and IAR give.",
         "The preprocessing, the population encoder and the readout's final scaling are float32:",
         "a_k = tanhf(sum_j count_kj DEC_W[k][j] DEC_R[k] + DEC_B[k]).",
     ]

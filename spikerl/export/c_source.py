@@ -60,7 +60,8 @@ def _has_count(layer: LayerSpec, last: bool, carry: bool) -> bool:
 def _layer_fields(e: Emitter, i: int, layer: LayerSpec, last: bool, analog: bool, carry: bool) -> None:
     n = layer.n_out
     kind = layer.neuron
-    e.field(f"float l{i}_u[{n}];  /* membrane (dn: V; diff-conv: v) */")
+    what = {"dn": "membrane V", "diff-conv": "potential v"}.get(kind, "membrane")
+    e.field(f"float l{i}_u[{n}];  /* {what} */")
     if kind in ("clif", "dn", "if-conv"):
         e.field(f"float l{i}_c[{n}];  /* {'start potential v_0' if kind == 'if-conv' else 'synaptic current'} */")
     if kind == "dn":
