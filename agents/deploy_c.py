@@ -109,7 +109,7 @@ def export_c(source: str | os.PathLike[str], precision: str = "float32", out: st
         if precision == "int8" and calib is None:
             calib = record_observations(bundle, calib_episodes)
         path = write_c(spec, out, precision, manifest=manifest, calib=calib,
-                       source=str(manifest.get("env", {}).get("run") or source))
+                       source=str((manifest.get("env") or {}).get("run") or source))
         if precision == "int8" and check_episodes > 0 and (manifest.get("env") or {}).get("id"):
             _check_int8(path, bundle, check_episodes)
     return path
