@@ -184,6 +184,7 @@ def write_bundle(spec: PolicySpec, path: str | os.PathLike[str], *, observation_
         np.savez(tmp / WEIGHTS_FILE, **spec.arrays())
         manifest = build_manifest(spec, sha256_file(tmp / WEIGHTS_FILE), observation_space=observation_space,
                                   action_space=action_space, env=env, versions=versions)
+        manifest = json.loads(json.dumps(manifest, allow_nan=False))  # hash what a reader will see (tuples: lists)
         manifest[CHECKSUM_KEY] = bundle_sha256(manifest)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
         old = None
