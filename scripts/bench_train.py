@@ -14,6 +14,8 @@ layer shapes) and the GFLOP/s achieved. Writes ``benchmarks/train.json`` and ``b
 
     python scripts/bench_train.py                     # defaults: 1000 start steps, 10 x 100 measured
     python scripts/bench_train.py --profile           # + torch.profiler table of (a)'s train step
+    python scripts/bench_train.py --reference DIR     # side by side with the authors' code, one process each
+                                                      # (scripts/bench_train_reference.py says how to get DIR)
 """
 
 from __future__ import annotations
@@ -233,19 +235,39 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--env", default="Hopper-v5")
+    parser.add_argument("--env", default=None, help="default Hopper-v5; Hopper-v4 with --reference")
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50, help="training steps per model before timing")
     parser.add_argument("--chunk", type=int, default=100, help="steps per model per round")
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()],
-                        help="torch thread counts to measure, one after the other (default: all cores)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 10; 3 with --reference")
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="torch thread counts to measure, one after the other (default: all cores; 1 and 2 "
+                        "with --reference)")
+    side = parser.add_argument_group("side by side with the reference code (scripts/bench_train_reference.py)")
+    side.add_argument("--reference", type=Path, metavar="DIR",
+                      help="a checkout of the authors' Proxy Target code at the pinned commit; writes "
+                      "benchmarks/train_reference.json and .md instead of train.*")
+    side.add_argument("--budgets", type=int, nargs=2, default=[200, 1200], metavar=("N1", "N2"),
+                      help="the two training-step budgets whose time difference gives each rate")
+    side.add_argument("--precisions", nargs="+", default=["float32", "bf16"], choices=("float32", "bf16"),
+                      help="spikerl's precision setting(s) to run (bf16 is skipped on a CPU without it)")
+    side.add_argument("--scratch", type=Path, help="folder for the runs' outputs and logs (default: a temporary "
+                      "folder, deleted afterwards)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="also profile 40 train steps of (a)")
     parser.add_argument("--no-keep-freed-memory", dest="keep_freed", action="store_false",
                         help="leave glibc's malloc thresholds alone (default: spikerl.agents.cpu.keep_freed_memory)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
+    reference_mode = args.reference is not None
+    args.env = args.env or ("Hopper-v4" if reference_mode else "Hopper-v5")
+    args.rounds = args.rounds or (3 if reference_mode else 10)
+    args.threads = args.threads or ([1, 2] if reference_mode else [torch.get_num_threads()])
+    if reference_mode:
+        import bench_train_reference
+
+        bench_train_reference.run(args)
+        return
     malloc_tuned = keep_freed_memory() if args.keep_freed else False
 
     models, buckets = {}, {}
