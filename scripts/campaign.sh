@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The 300k-step training campaign: Hopper-v5 and HalfCheetah-v5 x td3-proxy-lif, td3-ann, td3-lif x seeds 0-2,
+# the paper's settings, a checkpoint every 10k steps. Re-run the same command to resume: finished trials are
+# skipped, interrupted ones resume from their last checkpoint.
+#
+#   bash scripts/campaign.sh            # start or resume, in the background is fine: nohup bash ... &
+#   bash scripts/campaign.sh --status   # one line per trial: steps reached, last return
+#
+# The campaign runs from its own copy of the code (CAMPAIGN/code, a clone of this checkout's HEAD taken when it
+# starts, with its own .venv), so editing the checkout does not change a running campaign. Two lanes, one per env,
+# each one trial at a time (one core each), in the order of priority: td3-proxy-lif and td3-ann with seed 0,
+# then td3-lif with seed 0, then all three with the later seeds.
+#
+# Environment: SPIKERL_CAMPAIGN (default ~/spikerl-campaign), CAMPAIGN_STEPS (300000),
+# CAMPAIGN_LATER_SEEDS (1-2).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+campaign=${SPIKERL_CAMPAIGN:-$HOME/spikerl-campaign}
+steps=${CAMPAIGN_STEPS:-300000}
+later_seeds=${CAMPAIGN_LATER_SEEDS:-1-2}
+envs=(Hopper-v5 HalfCheetah-v5)
+code=$campaign/code
+
+if [ "${1:-}" = "--status" ]; then
+  for f in "$campaign"/lanes/*/*/*/s*/progress.json; do
+    [ -f "$f" ] && echo "${f#"$campaign"/lanes/}: $(tr -d '\n' < "$f")"
+  done
+  exit 0
+fi
+
+mkdir -p "$campaign/lanes"
+if [ ! -d "$code/.git" ]; then
+  git clone -q "$repo" "$code"
+fi
+git -C "$code" fetch -q "$repo" HEAD
+git -C "$code" checkout -q --detach FETCH_HEAD
+echo "[campaign] code at $(git -C "$code" log -1 --format='%h %s')"
+bash "$code/scripts/setup.sh"
+
+lane() {
+  local env=$1 out=$campaign/lanes/$1
+  local common=(--envs "$env" --steps "$steps" --out "$out" --max-parallel 1 --no-live
+                --set checkpoint.every=10000 checkpoint.keep=2)
+  local failed=0  # a failed trial (reported by its sweep) does not hold up the later phases
+  "$code/.venv/bin/spikerl" sweep td3-proxy-lif,td3-ann --seeds 0 "${common[@]}" || failed=1
+  "$code/.venv/bin/spikerl" sweep td3-lif --seeds 0 "${common[@]}" || failed=1
+  "$code/.venv/bin/spikerl" sweep td3-proxy-lif,td3-ann,td3-lif --seeds "$later_seeds" "${common[@]}" || failed=1
+  return $failed
+}
+
+pids=()
+for env in "${envs[@]}"; do
+  lane "$env" > "$campaign/lane-$env.log" 2>&1 &
+  pids+=($!)
+  echo "[campaign] lane $env: pid $! (log $campaign/lane-$env.log)"
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+echo "[campaign] lanes finished (status $status)"
+exit $status
