@@ -1,4 +1,4 @@
-"""Compare training runs: a markdown table (mean ± std over seeds) and learning-curve plots.
+"""Compare training runs: a markdown table (mean ± std over seeds), few-seed statistics and learning-curve plots.
 
 A run directory (written by ``spikerl train``) holds ``config.yaml``, ``evaluations.csv`` (step,
 mean_return, std_return, wall_time_s of the periodic deterministic evaluations), ``metrics.json`` (steps/s, ...)
@@ -7,7 +7,8 @@ and, after ``spikerl evaluate``, ``evaluation.json`` (return, firing rate, energ
 
 Per run: final return = the last evaluation's mean, best return = the max over evaluations (the
 "max average return" of the TD3 / Proxy Target papers, which flatters unstable runs: both are shown).
-Across seeds: mean ± population std (ddof = 0), and n.
+Across seeds: mean ± population std (ddof = 0), and n. The statistics at one budget per env (IQM with bootstrap
+intervals, probability of improvement) and the curves' confidence bands come from :mod:`spikerl.compare_stats`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,19 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from spikerl.compare_stats import (
+    INTERVAL_NOTE,
+    GroupStats,
+    Improvement,
+    budget_steps,
+    group_stats,
+    improvements,
+    mean_band,
+    seed_curves,
+    stats_json,
+    stats_markdown,
+)
 
 
 @dataclass
@@ -161,17 +175,15 @@ def markdown_table(runs: Sequence[RunRecord]) -> str:
 
 def mean_curve(group: Sequence[RunRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and std over seeds on the steps every run reached (linear interpolation between evals)."""
-    usable = [r for r in group if len(r.steps)]
-    if not usable:
+    grid, curves = seed_curves(group)
+    if not len(grid):
         return np.array([]), np.array([]), np.array([])
-    last = min(r.steps.max() for r in usable)
-    grid = np.unique(np.concatenate([r.steps[r.steps <= last] for r in usable]))
-    curves = np.stack([np.interp(grid, r.steps, r.means) for r in usable])
     return grid, curves.mean(0), curves.std(0)
 
 
-def plot_curves(runs: Sequence[RunRecord], out_png: str | Path) -> Path:
-    """Learning curves, one panel per env, mean line with a shaded ±std band per variant."""
+def plot_curves(runs: Sequence[RunRecord], out_png: str | Path, steps: dict[str, float | None] | None = None) -> Path:
+    """Learning curves, one panel per env: per variant the mean over seeds with a shaded band, the 95% bootstrap
+    interval of that mean (:func:`spikerl.compare_stats.mean_band`); ``steps`` marks each env's compared step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -184,11 +196,14 @@ def plot_curves(runs: Sequence[RunRecord], out_png: str | Path) -> Path:
         for (genv, variant), group in groups.items():
             if genv != env:
                 continue
-            x, m, s = mean_curve(group)
+            x, curves = seed_curves(group)
             if not len(x):
                 continue
-            ax.plot(x, m, label=f"{variant} (n={len(group)})")
-            ax.fill_between(x, m - s, m + s, alpha=0.2)
+            m, low, high = mean_band(curves)
+            (line,) = ax.plot(x, m, label=f"{variant} (n={len(curves)})")
+            ax.fill_between(x, low, high, alpha=0.2, color=line.get_color(), linewidth=0)
+        if steps and steps.get(env) is not None:
+            ax.axvline(steps[env], color="0.4", linestyle="--", linewidth=0.8)
         ax.set_title(env)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
@@ -202,13 +217,32 @@ def plot_curves(runs: Sequence[RunRecord], out_png: str | Path) -> Path:
     return out_png
 
 
-def compare_runs(paths: Iterable[str | Path], out_dir: str | Path) -> tuple[Path, Path, list[RunRecord]]:
-    """Read runs, write ``comparison.md`` and ``curves.png`` into ``out_dir``; return their paths."""
+def compare_runs(paths: Iterable[str | Path], out_dir: str | Path, at: float | None = None
+                 ) -> tuple[Path, Path, list[RunRecord]]:
+    """Read runs, write ``comparison.md``, ``comparison.json`` and ``curves.png`` into ``out_dir``; return the
+    markdown's and the plot's paths and the runs. The statistics compare each env's runs at ``at`` (default: the
+    largest step all of them reached; :mod:`spikerl.compare_stats`)."""
     runs = [load_run(p) for p in find_runs(paths)]
+    if at is not None and not any(len(r.steps) and r.steps.max() >= at for r in runs):
+        furthest = max((float(r.steps.max()) for r in runs if len(r.steps)), default=None)
+        raise ValueError(f"--at {at:.0f}: no run reached that step (the furthest evaluation of any run is at "
+                         f"{'no step' if furthest is None else f'{furthest:.0f}'}); choose a smaller step")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    groups = group_stats(runs, at)
+    pairs = improvements(groups)
     md = out_dir / "comparison.md"
     md.write_text("# Comparison\n\nMean ± std over seeds (population std); best = max over evaluations.\n\n"
-                  + markdown_table(runs))
-    png = plot_curves(runs, out_dir / "curves.png")
+                  + markdown_table(runs) + "\n" + statistics_section(groups, pairs, at))
+    (out_dir / "comparison.json").write_text(json.dumps(stats_json(groups, pairs, at), indent=1) + "\n")
+    png = plot_curves(runs, out_dir / "curves.png", budget_steps(runs, at))
     return md, png, runs
+
+
+def statistics_section(groups: Sequence[GroupStats], pairs: Sequence[Improvement], at: float | None) -> str:
+    """The markdown section of the returns at the compared step, IQM intervals and probabilities of improvement."""
+    where = (f"at step {at:.0f} (runs that did not reach it are left out)" if at is not None else
+             "at the largest step every run of the env reached (runs that trained further are read at that step)")
+    return (f"## Returns {where}\n\nReturn at the step: the evaluation curve read there (linear between "
+            f"evaluations). IQM: interquartile mean over seeds; intervals: {INTERVAL_NOTE}. P(X > Y): probability "
+            "that a run of X beats a run of Y (ties count 1/2).\n\n" + stats_markdown(groups, pairs))

@@ -1,19 +1,27 @@
-"""``spikerl compare RUN_DIR... [--out DIR]``: table and learning curves over seeds and variants."""
+"""``spikerl compare RUN_DIR... [--out DIR] [--at STEP]``: tables, statistics and learning curves over seeds and
+variants."""
 
 from __future__ import annotations
 
 import argparse
 
+from spikerl.cli.args import positive_int
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "compare", help="compare run directories: markdown table and learning-curve plot",
+        "compare", help="compare run directories: tables with IQM, intervals and P(improvement), learning curves",
         description="Group runs by env and variant (preset), and write comparison.md (mean ± std over seeds of "
-        "final and best evaluation return, steps/s, firing rate, energy per decision) and curves.png "
-        "(mean with a shaded std band, one panel per env). A directory without config.yaml is searched "
-        "for run directories below it.")
+        "final and best evaluation return, steps/s, firing rate, energy per decision; then, at one step per env, "
+        "the return mean ± std, the interquartile mean with its 95% bootstrap interval and the probability of "
+        "improvement between each pair of variants), comparison.json (the same statistics with every run's "
+        "return) and curves.png (mean over seeds with a shaded 95% bootstrap band, one panel per env). A "
+        "directory without config.yaml is searched for run directories below it.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or folders that contain them")
     p.add_argument("--out", default="comparison", help="output folder (default ./comparison)")
+    p.add_argument("--at", type=positive_int, metavar="STEP",
+                   help="compare at this env step (each run's evaluation return interpolated there; runs that did "
+                   "not reach it are left out); default: per env, the largest step all its runs reached")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,13 +29,13 @@ def run(args: argparse.Namespace) -> int:
     from rich.markdown import Markdown
 
     from spikerl.cli import CLIError
-    from spikerl.compare import compare_runs, markdown_table
+    from spikerl.compare import compare_runs
 
     try:
-        md, png, runs = compare_runs(args.runs, args.out)
-    except FileNotFoundError as err:
+        md, png, runs = compare_runs(args.runs, args.out, at=args.at)
+    except (FileNotFoundError, ValueError) as err:
         raise CLIError(str(err)) from None
     console = Console()
-    console.print(Markdown(markdown_table(runs)))
-    console.print(f"{len(runs)} runs; wrote {md} and {png}")
+    console.print(Markdown(md.read_text()))
+    console.print(f"{len(runs)} runs; wrote {md}, {md.with_suffix('.json')} and {png}")
     return 0
