@@ -13,7 +13,7 @@ Blocks between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` inside hand-wri
 benchmarks/README.md and docs/**/*.md); a file without a block is left as it is:
     results              summary of the headline results (README.md, docs/index.md)
     presets              the shipped presets (configs/*.yaml)
-    bench:<stem>         the figures of benchmarks/<stem>.json
+    bench:<stem>         the figures of benchmarks/<stem>.json (bench:campaign: a note until the campaign is published)
     conversion:summary   the 3M-step actors at T = 32 (benchmarks/convert_control_3m.json, _dcgs.json)
     conversion:by-T      the same actors without carry for every T
 
@@ -219,11 +219,48 @@ def proxy_grads_figures(d: dict[str, Any]) -> str:
                       f"{num(100 * d['keep_threshold'], 0)}% at every thread count. Result: {d['decision']}."])
 
 
+def _campaign_interval(iv: dict[str, float] | None, digits: int = 0) -> str:
+    return "–" if iv is None else f"{num(iv['value'], digits)} [{num(iv['low'], digits)}, {num(iv['high'], digits)}]"
+
+
+def campaign_figures(d: dict[str, Any]) -> str:
+    """Per env: the variants at the headline budget (every trial reached it; else the largest budget any reached)."""
+    trials = d["trials"]
+    done = sum(t["status"] == "completed" for t in trials)
+    lines = [f"{len(trials)} trials ({done} completed); returns of the periodic deterministic evaluations; "
+             f"intervals: {d['interval']}.", ""]
+    for env, e in d["envs"].items():
+        if not e["budgets"]:
+            lines += [f"**{env}**: no trial has reached {d['budgets'][0] // 1000}k steps yet.", ""]
+            continue
+        step = e["common_budget"]
+        budget = next((b for b in e["budgets"] if b["step"] == step), e["budgets"][-1])
+        which = ("every trial reached it" if budget["step"] == step else
+                 "not every trial has reached it: the trials short of it are left out")
+        rows = [(g["variant"], g["seeds"], mean_std(g["return"]["mean"], g["return"]["std"], g["seeds"], 0),
+                 _campaign_interval(g["iqm"])) for g in budget["groups"]]
+        lines += [f"**{env}** at {budget['step'] // 1000}k steps ({which}):", "",
+                  table(("variant", "trials", "return (mean ± std)", "IQM [95% CI]"), rows, "lrrr"), ""]
+        pairs = [f"P({p['x']} > {p['y']}) = {_campaign_interval(p['probability'], 2)}"
+                 for p in budget["improvement"]]
+        if pairs:
+            lines += ["; ".join(pairs) + ".", ""]
+    return "\n".join(lines).rstrip()
+
+
+#: benchmarks published over several sittings: the text their block shows until the JSON exists
+PENDING_BENCH = {
+    "campaign": "Not published yet: the campaign runs with `bash scripts/campaign.sh` (hours, resumable); "
+                "`python scripts/campaign_report.py` then writes `benchmarks/campaign.json`, `.md` and `.png`.",
+}
+
+
 def bench_renderer(stem: str) -> Callable[[dict[str, Any]], str]:
     """The renderer of ``benchmarks/<stem>.json`` (by the benchmark's name prefix)."""
     for prefix, fn in (("core", core_figures), ("deploy", deploy_figures), ("train", train_figures),
                        ("convert_control", convert_control_figures), ("convert_vision", convert_vision_figures),
-                       ("reproduce", reproduce_figures), ("proxy_grads", proxy_grads_figures)):
+                       ("reproduce", reproduce_figures), ("proxy_grads", proxy_grads_figures),
+                       ("campaign", campaign_figures)):
         if stem == prefix or stem.startswith(prefix + "_"):
             return fn
     raise SystemExit(f"gen_docs: no renderer for benchmarks/{stem}.json; add one to scripts/gen_docs.py")
@@ -399,6 +436,8 @@ def blocks() -> dict[str, Block]:
 def render_block(name: str, root: Path) -> str:
     if name.startswith("bench:"):
         stem = name.split(":", 1)[1]
+        if stem in PENDING_BENCH and not (root / "benchmarks" / f"{stem}.json").is_file():
+            return PENDING_BENCH[stem]
         return bench_renderer(stem)(load_bench(root, stem))
     known = blocks()
     if name not in known:

@@ -1,0 +1,274 @@
+#!/usr/bin/env python
+"""The training campaign's report: every trial's curve, and the variants compared at common budgets.
+
+    python scripts/campaign_report.py [--campaign DIR] [--out DIR]
+
+Reads every trial under the campaign folder (``DIR/lanes/<env>/<env>/<preset>/s<seed>``, ordinary run directories
+written by ``bash scripts/campaign.sh``; default ``$SPIKERL_CAMPAIGN`` or ``~/spikerl-campaign``) and writes into
+``--out`` (default ``benchmarks/``):
+
+- ``campaign.json``: per trial its env, preset, seed, status, steps trained and whole evaluation curve (so nothing
+  is lost when the folder is gone); per env and budget (50k, 100k, ..., 300k steps) the trials that reached it,
+  per variant the return mean ± std and the IQM with its 95% bootstrap interval, and the probability that
+  td3-proxy-lif beats td3-ann and td3-lif (:mod:`spikerl.compare_stats`).
+- ``campaign.md``: the same as tables, and ``campaign.png``: the curves (every trial thin, per variant the mean
+  over seeds with its 95% bootstrap band on the steps all its trials reached).
+
+A budget is compared over the trials that reached it, each read at exactly that step; the trials still short of
+it are named. The headline budget of an env is the largest one every trial of that env reached.
+The same folder gives the same files. When the folder is gone the files are left as they are; when it holds less
+than campaign.json records (a restarted campaign), nothing is written unless ``--replace`` is given.
+Then ``python scripts/gen_docs.py`` refreshes the campaign block of benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGETS = (50_000, 100_000, 150_000, 200_000, 250_000, 300_000)
+#: the comparisons the campaign is for: P(X > Y) for each (X, Y)
+PAIRS = (("td3-proxy-lif", "td3-ann"), ("td3-proxy-lif", "td3-lif"))
+VARIANT_ORDER = ("td3-proxy-lif", "td3-ann", "td3-lif")
+STEM = "campaign"
+
+
+def default_campaign() -> Path:
+    return Path(os.environ.get("SPIKERL_CAMPAIGN") or Path.home() / "spikerl-campaign")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def trial_record(run: Any, campaign: Path) -> dict[str, Any]:
+    """One trial as JSON-ready data: what it is, how far it got, and its whole evaluation curve."""
+    import yaml
+    from spikerl.agents.callbacks import read_evaluations
+
+    config = yaml.safe_load((run.path / "config.yaml").read_text()) or {}
+    metrics = _read_json(run.path / "metrics.json")
+    progress = _read_json(run.path / "progress.json")
+    evals = read_evaluations(run.path / "evaluations.csv") if (run.path / "evaluations.csv").is_file() else []
+    status = {"completed": "completed", "non_finite_loss": "stopped: non-finite loss"}.get(
+        metrics.get("status"), "unfinished")
+    steps = metrics.get("total_timesteps") if status == "completed" else progress.get("steps")
+    return {
+        "env": run.env, "preset": run.variant, "seed": run.seed, "path": str(run.path.relative_to(campaign)),
+        "status": status, "steps": steps if steps is not None else (evals[-1].step if evals else 0),
+        "budget": config.get("total_timesteps"), "steps_per_s": metrics.get("steps_per_second"),
+        "curve": {"step": [e.step for e in evals], "mean_return": [e.mean for e in evals],
+                  "std_return": [e.std for e in evals]},
+    }
+
+
+def _variant_key(variant: str) -> tuple[int, str]:
+    return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
+
+
+def budget_report(runs: list[Any], campaign: Path) -> dict[str, Any]:
+    """Per env: its headline budget and, at each budget some trial reached, the statistics of spikerl.compare_stats."""
+    from spikerl.compare_stats import group_stats, improvements, last_step, stats_json
+
+    envs: dict[str, Any] = {}
+    for env in sorted({r.env for r in runs}):
+        members = [r for r in runs if r.env == env]
+        reached = [last_step(r) or 0.0 for r in members]
+        budgets = []
+        for step in BUDGETS:
+            if not any(s >= step for s in reached):
+                continue
+            groups = sorted(group_stats(members, at=step), key=lambda g: _variant_key(g.variant))
+            data = stats_json(groups, improvements(groups, pairs=PAIRS), at=step, root=campaign)
+            budgets.append({"step": step, "groups": data["groups"], "improvement": data["improvement"]})
+        common = max((b for b in BUDGETS if all(s >= b for s in reached)), default=None)
+        envs[env] = {"trials": len(members), "common_budget": common, "budgets": budgets}
+    return envs
+
+
+def build_report(campaign: Path) -> tuple[dict[str, Any], list[Any]]:
+    """The report's data and the runs (``spikerl.compare.RunRecord``) it was built from."""
+    from spikerl.compare import find_runs, load_run
+    from spikerl.compare_stats import INTERVAL_NOTE
+
+    runs = sorted((load_run(p) for p in find_runs([campaign / "lanes"])),
+                  key=lambda r: (r.env, _variant_key(r.variant), r.seed if r.seed is not None else -1))
+    return {
+        "campaign": str(campaign), "budgets": list(BUDGETS), "pairs": [list(p) for p in PAIRS],
+        "interval": INTERVAL_NOTE,
+        "trials": [trial_record(r, campaign) for r in runs],
+        "envs": budget_report(runs, campaign),
+    }, runs
+
+
+# -- markdown -----------------------------------------------------------------------------------------------------
+def _num(x: float | None, digits: int = 0) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _interval(iv: dict[str, float] | None, digits: int = 0) -> str:
+    return "–" if iv is None else f"{iv['value']:.{digits}f} [{iv['low']:.{digits}f}, {iv['high']:.{digits}f}]"
+
+
+def _curve_at(curve: dict[str, list], step: int) -> float | None:
+    import numpy as np
+
+    steps = curve["step"]
+    if not steps or step > max(steps):
+        return None
+    return float(np.interp(step, steps, curve["mean_return"]))
+
+
+def trials_table(report: dict[str, Any]) -> str:
+    rows = ["| env | preset | seed | status | steps | " + " | ".join(f"{b // 1000}k" for b in BUDGETS)
+            + " | last | best |", "|---|---|---:|---|---:|" + "---:|" * (len(BUDGETS) + 2)]
+    for t in report["trials"]:
+        curve = t["curve"]
+        last = curve["mean_return"][-1] if curve["mean_return"] else None
+        best = max(curve["mean_return"]) if curve["mean_return"] else None
+        at = " | ".join(_num(_curve_at(curve, b)) for b in BUDGETS)
+        rows.append(f"| {t['env']} | {t['preset']} | {t['seed']} | {t['status']} | {t['steps']} | {at} | "
+                    f"{_num(last)} | {_num(best)} |")
+    return "\n".join(rows)
+
+
+def budget_tables(env: str, data: dict[str, Any]) -> str:
+    lines = [f"### {env}", ""]
+    common = data["common_budget"]
+    lines.append(f"Headline budget (every one of its {data['trials']} trials reached it): "
+                 f"{'none yet' if common is None else f'{common // 1000}k steps'}.")
+    lines.append("")
+    lines += ["| budget | variant | trials | return (mean ± std) | IQM [95% CI] | short of the budget |",
+              "|---:|---|---:|---:|---:|---|"]
+    for b in data["budgets"]:
+        mark = " (headline)" if b["step"] == common else ""
+        for g in b["groups"]:
+            n = g["seeds"]
+            ret = g["return"]
+            value = "–" if n == 0 else (f"{ret['mean']:.0f} ± {ret['std']:.0f}" if n > 1 else f"{ret['mean']:.0f}")
+            short = ", ".join(f"s{r['seed']} ({_num(r['reached'])})" for r in g["left_out"]) or "–"
+            lines.append(f"| {b['step'] // 1000}k{mark} | {g['variant']} | {n} | {value} | {_interval(g['iqm'])} | "
+                         f"{short} |")
+    pairs = [(b["step"], p) for b in data["budgets"] for p in b["improvement"]]
+    if pairs:
+        lines += ["", "| budget | P(X > Y) | value [95% CI] | trials X, Y |", "|---:|---|---:|---:|"]
+        lines += [f"| {step // 1000}k | P({p['x']} > {p['y']}) | {_interval(p['probability'], 2)} | "
+                  f"{p['n_x']}, {p['n_y']} |" for step, p in pairs]
+    return "\n".join(lines)
+
+
+def markdown(report: dict[str, Any], png_name: str) -> str:
+    n = len(report["trials"])
+    done = sum(t["status"] == "completed" for t in report["trials"])
+    parts = [
+        "# Training campaign (scripts/campaign.sh)", "",
+        f"Written by `python scripts/campaign_report.py` from {n} trials ({done} completed). Returns are the "
+        "periodic deterministic evaluations of each trial (its preset's episodes, the run's seed + 100). Each budget "
+        "compares the trials that reached it, every one read at exactly that step (linear between evaluations); "
+        f"IQM = interquartile mean over seeds; intervals: {report['interval']}. P(X > Y): the probability that a "
+        "trial of X beats one of Y (ties count 1/2).", "",
+        "## Trials", "", "Every trial's evaluation return at each budget it reached (the whole curves are in "
+        "campaign.json).", "", trials_table(report), "",
+        "## Variants at common budgets", "",
+    ]
+    for env, data in report["envs"].items():
+        parts += [budget_tables(env, data), ""]
+    parts += ["## Curves", "", f"![campaign learning curves]({png_name})", "",
+              "Thin lines: single trials. Bold line and band: the mean over the variant's trials with its 95% "
+              "bootstrap interval, on the steps all of them reached; dashed: the headline budget.", ""]
+    return "\n".join(parts)
+
+
+def plot(runs: list[Any], report: dict[str, Any], out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spikerl.compare_stats import mean_band, seed_curves
+
+    envs = list(report["envs"])
+    fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4.2), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, env in zip(axes[0], envs, strict=True):
+        variants = sorted({r.variant for r in runs if r.env == env}, key=_variant_key)
+        for i, variant in enumerate(variants):
+            color = colors[i % len(colors)]
+            group = [r for r in runs if r.env == env and r.variant == variant]
+            for r in group:
+                ax.plot(r.steps, r.means, color=color, alpha=0.35, linewidth=0.7)
+            x, curves = seed_curves(group)
+            if len(x):
+                mean, low, high = mean_band(curves)
+                ax.plot(x, mean, color=color, linewidth=1.8, label=f"{variant} (n={len(group)})")
+                ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
+        common = report["envs"][env]["common_budget"]
+        if common is not None:
+            ax.axvline(common, color="0.4", linestyle="--", linewidth=0.8)
+        ax.set_title(env)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+# -- main ---------------------------------------------------------------------------------------------------------
+def shrinkage(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Trials that campaign.json records further than the folder holds them now (or that the folder lacks)."""
+    now = {(t["env"], t["preset"], t["seed"]): t["steps"] or 0 for t in new["trials"]}
+    lost = []
+    for t in old.get("trials", []):
+        key = (t["env"], t["preset"], t["seed"])
+        if now.get(key, -1) < (t["steps"] or 0):
+            lost.append(f"{'/'.join(map(str, key))}: {t['steps']} recorded, "
+                        f"{'absent' if key not in now else now[key]} in the folder")
+    return lost
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--campaign", type=Path, default=None,
+                   help="the campaign folder (default: $SPIKERL_CAMPAIGN or ~/spikerl-campaign)")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="where campaign.json/.md/.png go")
+    p.add_argument("--replace", action="store_true",
+                   help="write even if the folder holds less than the existing campaign.json records")
+    args = p.parse_args(argv)
+    campaign = (args.campaign or default_campaign()).expanduser()
+    out_json = args.out / f"{STEM}.json"
+    lanes = campaign / "lanes"
+    if not lanes.is_dir() or not any(lanes.rglob("config.yaml")):
+        if out_json.is_file():
+            print(f"campaign_report: {campaign} holds no trials (the folder is gone or was never started); "
+                  f"{out_json} and its .md/.png are left as they are")
+            return 0
+        print(f"campaign_report: {campaign} holds no trials and there is no {out_json}; start the campaign with "
+              "bash scripts/campaign.sh", file=sys.stderr)
+        return 1
+    report, runs = build_report(campaign)
+    if out_json.is_file() and not args.replace:
+        lost = shrinkage(json.loads(out_json.read_text()), report)
+        if lost:
+            print(f"campaign_report: {campaign} holds less than {out_json} records ({'; '.join(lost)}); nothing "
+                  "written (pass --replace to write the folder's state anyway)", file=sys.stderr)
+            return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / f"{STEM}.md").write_text(markdown(report, f"{STEM}.png"))
+    plot(runs, report, args.out / f"{STEM}.png")
+    print(f"campaign_report: {len(report['trials'])} trials -> {out_json}, {STEM}.md, {STEM}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""scripts/campaign_report.py on a fake campaign folder: every trial and its curve in campaign.json, the variants at
+the budgets their trials reached (figures of spikerl.stats), the same files twice, and a gone or smaller folder
+leaving the published files alone."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from spikerl.agents.callbacks import EvalRecord, write_evaluations
+
+from spikerl.stats import improvement_interval, iqm_interval
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = {"td3-proxy-lif": 3.0, "td3-ann": 2.0, "td3-lif": 1.0}  # slope of each variant's synthetic curve
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("campaign_report", ROOT / "scripts" / "campaign_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+report_script = _script()
+
+
+def _return(preset: str, seed: int, step: int) -> float:
+    """A distinct, exactly representable return for each trial and step."""
+    return PRESETS[preset] * step / 1000 + 37.0 * seed
+
+
+def make_trial(campaign: Path, env: str, preset: str, seed: int, reached: int, budget: int = 300_000) -> Path:
+    """A trial folder as the campaign writes it; evaluated every 25k steps up to ``reached``."""
+    d = campaign / "lanes" / env / env / preset / f"s{seed}"
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"name": preset, "env": env, "seed": seed,
+                                                   "total_timesteps": budget}))
+    steps = range(0, reached + 1, 25_000)
+    write_evaluations(d / "evaluations.csv", [EvalRecord(s, _return(preset, seed, s), 5.0, 1.0) for s in steps])
+    if reached >= budget:
+        (d / "metrics.json").write_text(json.dumps({"status": "completed", "total_timesteps": budget,
+                                                    "steps_per_second": 20.0}))
+    else:
+        (d / "progress.json").write_text(json.dumps({"steps": reached + 1234, "total_timesteps": budget}))
+    return d
+
+
+@pytest.fixture()
+def campaign(tmp_path) -> Path:
+    root = tmp_path / "campaign"
+    for preset in PRESETS:
+        for seed in (0, 1):
+            make_trial(root, "Hopper-v5", preset, seed, 300_000)
+    make_trial(root, "Hopper-v5", "td3-proxy-lif", 2, 125_000)  # a later seed, still training
+    make_trial(root, "HalfCheetah-v5", "td3-proxy-lif", 0, 300_000)
+    make_trial(root, "HalfCheetah-v5", "td3-ann", 0, 75_000)
+    return root
+
+
+def _budget(report: dict, env: str, step: int) -> dict:
+    return next(b for b in report["envs"][env]["budgets"] if b["step"] == step)
+
+
+def test_report_holds_every_trial_and_the_variants_at_common_budgets(tmp_path, campaign):
+    out = tmp_path / "bench"
+    assert report_script.main(["--campaign", str(campaign), "--out", str(out)]) == 0
+    report = json.loads((out / "campaign.json").read_text())
+
+    assert len(report["trials"]) == 9
+    late = next(t for t in report["trials"] if t["env"] == "Hopper-v5" and t["seed"] == 2)
+    assert late == {"env": "Hopper-v5", "preset": "td3-proxy-lif", "seed": 2,
+                    "path": "lanes/Hopper-v5/Hopper-v5/td3-proxy-lif/s2", "status": "unfinished",
+                    "steps": 126_234, "budget": 300_000, "steps_per_s": None,
+                    "curve": {"step": list(range(0, 125_001, 25_000)),
+                              "mean_return": [_return("td3-proxy-lif", 2, s) for s in range(0, 125_001, 25_000)],
+                              "std_return": [5.0] * 6}}
+    done = next(t for t in report["trials"] if t["env"] == "Hopper-v5" and t["preset"] == "td3-ann")
+    assert (done["status"], done["steps"], len(done["curve"]["step"])) == ("completed", 300_000, 13)
+
+    hopper = report["envs"]["Hopper-v5"]
+    assert hopper["common_budget"] == 100_000  # the still-training seed reached 125k
+    assert [b["step"] for b in hopper["budgets"]] == list(report_script.BUDGETS)
+    at_300k = _budget(report, "Hopper-v5", 300_000)
+    proxy = at_300k["groups"][0]
+    assert proxy["variant"] == "td3-proxy-lif" and proxy["seeds"] == 2
+    assert [r["return"] for r in proxy["runs"]] == [900.0, 937.0]
+    assert proxy["left_out"] == [{"path": "lanes/Hopper-v5/Hopper-v5/td3-proxy-lif/s2", "seed": 2,
+                                  "reached": 125_000.0}]
+    iv = iqm_interval([900.0, 937.0])
+    assert proxy["iqm"] == {"value": iv.value, "low": iv.low, "high": iv.high}
+    assert proxy["return"] == {"mean": 918.5, "std": 18.5}
+    # at 50k every Hopper trial is in, the still-training seed too
+    at_50k = _budget(report, "Hopper-v5", 50_000)
+    assert [r["return"] for r in at_50k["groups"][0]["runs"]] == [150.0, 187.0, 224.0]
+    pairs = {(p["x"], p["y"]): p for p in at_50k["improvement"]}
+    assert sorted(pairs) == [("td3-proxy-lif", "td3-ann"), ("td3-proxy-lif", "td3-lif")]
+    pi = improvement_interval([150.0, 187.0, 224.0], [100.0, 137.0])
+    assert pairs[("td3-proxy-lif", "td3-ann")]["probability"] == {"value": pi.value, "low": pi.low, "high": pi.high}
+
+    cheetah = report["envs"]["HalfCheetah-v5"]
+    assert cheetah["common_budget"] == 50_000 and [b["step"] for b in cheetah["budgets"]] == list(
+        report_script.BUDGETS)
+    assert _budget(report, "HalfCheetah-v5", 100_000)["improvement"] == []  # td3-ann has no trial there
+
+    text = (out / "campaign.md").read_text()
+    assert "| Hopper-v5 | td3-proxy-lif | 2 | unfinished | 126234 | 224 | 374 | – | – | – | – | 449 | 449 |" in text
+    assert f"| 300k | td3-proxy-lif | 2 | 918 ± 18 | {iv.value:.0f} [{iv.low:.0f}, {iv.high:.0f}] | s2 (125000) |" \
+        in text
+    assert "| 100k (headline) | td3-proxy-lif | 3 |" in text and "![campaign learning curves](campaign.png)" in text
+    assert (out / "campaign.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_same_folder_gives_the_same_files(tmp_path, campaign):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert report_script.main(["--campaign", str(campaign), "--out", str(first)]) == 0
+    assert report_script.main(["--campaign", str(campaign), "--out", str(second)]) == 0
+    for name in ("campaign.json", "campaign.md", "campaign.png"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_a_gone_folder_leaves_the_published_files_alone(tmp_path, campaign, capsys):
+    out = tmp_path / "bench"
+    assert report_script.main(["--campaign", str(tmp_path / "gone"), "--out", str(out)]) == 1
+    assert "holds no trials and there is no" in capsys.readouterr().err
+    assert report_script.main(["--campaign", str(campaign), "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert report_script.main(["--campaign", str(tmp_path / "gone"), "--out", str(out)]) == 0
+    assert "left as they are" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_smaller_folder_than_the_published_report_needs_replace(tmp_path, campaign, capsys):
+    out = tmp_path / "bench"
+    assert report_script.main(["--campaign", str(campaign), "--out", str(out)]) == 0
+    before = (out / "campaign.json").read_bytes()
+    restarted = tmp_path / "restarted"
+    make_trial(restarted, "Hopper-v5", "td3-proxy-lif", 0, 50_000)
+    capsys.readouterr()
+    assert report_script.main(["--campaign", str(restarted), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Hopper-v5/td3-proxy-lif/0: 300000 recorded, 51234 in the folder" in err
+    assert "HalfCheetah-v5/td3-ann/0: 76234 recorded, absent in the folder" in err
+    assert (out / "campaign.json").read_bytes() == before
+    assert report_script.main(["--campaign", str(restarted), "--out", str(out), "--replace"]) == 0
+    assert len(json.loads((out / "campaign.json").read_text())["trials"]) == 1
+    assert np.isfinite(json.loads((out / "campaign.json").read_text())["envs"]["Hopper-v5"]["budgets"][0]["groups"][0]
+                       ["return"]["mean"])
+
+
+def _gen_docs():
+    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_docs_block_shows_each_env_at_its_headline_budget(tmp_path, campaign):
+    gen_docs = _gen_docs()
+    block = "<!-- bench:campaign:start -->\n<!-- bench:campaign:end -->\n"
+    assert "Not published yet" in gen_docs.fill_blocks(block, tmp_path)  # no benchmarks/campaign.json there
+    assert report_script.main(["--campaign", str(campaign), "--out", str(tmp_path / "benchmarks")]) == 0
+    text = gen_docs.fill_blocks(block, tmp_path)
+    report = json.loads((tmp_path / "benchmarks" / "campaign.json").read_text())
+    ann = _budget(report, "Hopper-v5", 100_000)["groups"][1]
+    assert ann["variant"] == "td3-ann" and [r["return"] for r in ann["runs"]] == [200.0, 237.0]
+    iv = iqm_interval([200.0, 237.0])
+    assert "**Hopper-v5** at 100k steps (every trial reached it):" in text
+    assert f"| td3-ann | 2 | 218 ± 18 | {iv.value:.0f} [{iv.low:.0f}, {iv.high:.0f}] |" in text
+    # HalfCheetah's td3-ann trial stopped at 75k: its 50k budget is the headline, 300k is not shown
+    assert "**HalfCheetah-v5** at 50k steps (every trial reached it):" in text
