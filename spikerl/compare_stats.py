@@ -29,8 +29,8 @@ from scipy import stats as sps
 
 from spikerl.stats import CONFIDENCE, RESAMPLES, Interval, improvement_interval, iqm_interval
 
-__all__ = ["GroupStats", "Improvement", "budget_steps", "group_stats", "improvements", "mean_band",
-           "return_at", "seed_curves", "stats_json", "stats_markdown"]
+__all__ = ["GroupStats", "Improvement", "budget_steps", "group_stats", "improvements", "last_step",
+           "mean_band", "return_at", "seed_curves", "stats_json", "stats_markdown"]
 
 #: how the intervals are computed, for the reader of comparison.json / comparison.md
 INTERVAL_NOTE = (f"{CONFIDENCE:.0%} percentile bootstrap over runs ({RESAMPLES} resamples, scipy.stats.bootstrap), "
