@@ -65,6 +65,15 @@ def read_evaluations(path: Path, up_to_step: int | None = None) -> list[EvalReco
     return rows
 
 
+class StopTraining(Exception):
+    """Raised by :class:`CsvEvalCallback` to end ``model.learn`` at the rollout boundary where an evaluation reached
+    ``eval.stop_at``: before the next env step, so the model's step count and weights are those of that evaluation."""
+
+    def __init__(self, record: EvalRecord, stop_at: float) -> None:
+        super().__init__(f"evaluation return {record.mean:.2f} at step {record.step} >= eval.stop_at {stop_at:g}")
+        self.record, self.stop_at = record, stop_at
+
+
 def write_evaluations(path: Path, rows: list[EvalRecord]) -> None:
     """Rewrite ``evaluations.csv`` atomically (used on resume to drop rows after the checkpoint)."""
     tmp = path.with_name(path.name + ".tmp")
@@ -83,15 +92,19 @@ class CsvEvalCallback(BaseCallback):
     same start states (the Proxy Target protocol re-creates its eval env with seed + 100 each time).
     Appends ``step, mean_return, std_return, wall_time_s`` to ``csv_path`` and logs ``eval/*``. Unlike SB3's
     ``EvalCallback`` it evaluates at rollout boundaries and resumes its schedule from ``history``.
+
+    With ``stop_at``, a periodic evaluation whose mean return is >= ``stop_at`` raises :class:`StopTraining`; the
+    caller catches it and ends training with that policy (no checkpoint is taken at that step). The evaluation at
+    the end of the budget does not raise.
     """
 
     def __init__(self, eval_env: VecEnv, csv_path: Path, freq: int, episodes: int, deterministic: bool,
                  eval_seed: int, clock: RunClock, history: list[EvalRecord] | None = None,
-                 on_eval: Callable[[EvalRecord], None] | None = None) -> None:
+                 on_eval: Callable[[EvalRecord], None] | None = None, stop_at: float | None = None) -> None:
         super().__init__()
         self.eval_env, self.csv_path, self.freq = eval_env, Path(csv_path), int(freq)
         self.episodes, self.deterministic, self.eval_seed = int(episodes), bool(deterministic), int(eval_seed)
-        self.clock, self.on_eval = clock, on_eval
+        self.clock, self.on_eval, self.stop_at = clock, on_eval, stop_at
         self.history: list[EvalRecord] = list(history or [])
         last = self.history[-1].step if self.history else -1
         self.next_step = 0 if last < 0 else (last // self.freq + 1) * self.freq
@@ -126,9 +139,13 @@ class CsvEvalCallback(BaseCallback):
             self.on_eval(rec)
         return rec
 
+    def _stop_if_reached(self, rec: EvalRecord | None) -> None:
+        if self.stop_at is not None and rec is not None and rec.mean >= self.stop_at:
+            raise StopTraining(rec, self.stop_at)
+
     def _maybe_evaluate(self) -> None:
         if self.num_timesteps >= self.next_step:
-            self.evaluate()
+            self._stop_if_reached(self.evaluate())
 
     def _on_training_start(self) -> None:
         self._maybe_evaluate()

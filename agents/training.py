@@ -10,7 +10,8 @@ Run directory::
                          os.replace'd, the JSON last; the newest `checkpoint.keep` are kept
       tb/                TensorBoard events (SB3 logger: train/*, rollout/*, eval/*)
       evaluations.csv    step, mean_return, std_return, wall_time_s of the periodic evaluations
-      metrics.json       status, total steps, final/best evaluation return, steps/s, wall time
+      metrics.json       status, total steps, final/best evaluation return, steps/s, wall time, and whether
+                         training stopped early because an evaluation reached eval.stop_at
       progress.json      live: steps, steps_per_s, last_return (rewritten every 5 s while training)
       evaluation.json    written by `spikerl evaluate`
       videos/            written by `spikerl evaluate --video`
@@ -39,6 +40,7 @@ from spikerl.agents.callbacks import (
     ResumableCheckpointCallback,
     RichProgressCallback,
     RunClock,
+    StopTraining,
     atomic_write,
     checkpoint_files,
     list_checkpoints,
@@ -85,6 +87,8 @@ class TrainResult:
     n_updates: int
     resumed_from: int | None
     message: str = ""
+    #: an evaluation reached ``eval.stop_at`` before the budget: training ended there, with that policy
+    stopped_early: bool = False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -171,7 +175,7 @@ class _Session:
         ev, ck = cfg.eval, cfg.checkpoint
         self.run_dir, self.cfg, self.clock = run_dir, cfg, clock
         self.eval_cb = CsvEvalCallback(eval_env, run_dir / EVAL_CSV, ev.freq, ev.episodes, ev.deterministic,
-                                    cfg.seed + EVAL_SEED_OFFSET, clock, history, on_eval)
+                                    cfg.seed + EVAL_SEED_OFFSET, clock, history, on_eval, ev.stop_at)
         self.ckpt_cb = ResumableCheckpointCallback(run_dir / CHECKPOINT_DIR, ck.every, ck.keep, self.state)
         self.callbacks: list[BaseCallback] = [
             self.eval_cb, self.ckpt_cb,
@@ -189,11 +193,15 @@ class _Session:
     def learn(self, model: BaseAlgorithm, resumed_from: int | None) -> TrainResult:
         budget = self.cfg.total_timesteps
         start = int(model.num_timesteps)
-        status, message = "completed", ""
+        status, message, stopped_early = "completed", "", False
         err_cls = non_finite_error()
+        callback = CallbackList(self.callbacks)
         try:
-            model.learn(total_timesteps=budget - start, callback=CallbackList(self.callbacks),
+            model.learn(total_timesteps=budget - start, callback=callback,
                         reset_num_timesteps=(resumed_from is None), log_interval=4)
+        except StopTraining as reached:
+            message, stopped_early = str(reached), True
+            callback.on_training_end()  # what learn() calls after its last rollout
         except err_cls as err:
             status, message = "non_finite_loss", str(err).splitlines()[0] if str(err) else type(err).__name__
         finally:
@@ -209,7 +217,8 @@ class _Session:
             final_return=None if last is None else last.mean, final_return_std=None if last is None else last.std,
             best_return=None if best is None else best.mean, best_step=None if best is None else best.step,
             evaluations=len(self.eval_cb.history), wall_time_s=wall, steps_per_second=steps / max(wall, 1e-9),
-            n_updates=int(getattr(model, "_n_updates", 0)), resumed_from=resumed_from, message=message)
+            n_updates=int(getattr(model, "_n_updates", 0)), resumed_from=resumed_from, message=message,
+            stopped_early=stopped_early)
         _write_json(self.run_dir / METRICS_FILE, asdict(result))
         return result
 
@@ -307,6 +316,9 @@ def resume_run(run_dir: str | Path, *, progress: bool = False, console: Any = No
             done = json.loads(metrics_path.read_text())
         except ValueError:
             done = {}
+        if done.get("status") == "completed" and done.get("stopped_early"):
+            raise RunError(f"{run_dir} already stopped at step {done.get('total_timesteps')} "
+                           f"({done.get('message')}); nothing to resume")
         if done.get("status") == "completed" and done.get("total_timesteps", 0) >= cfg.total_timesteps:
             raise RunError(f"{run_dir} already finished its {cfg.total_timesteps} steps; nothing to resume")
     meta = latest_checkpoint(run_dir)

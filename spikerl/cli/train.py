@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     final = "-" if result.final_return is None else f"{result.final_return:.2f} ± {result.final_return_std:.2f}"
     best = "-" if result.best_return is None else f"{result.best_return:.2f} (step {result.best_step})"
-    print(f"done: {result.total_timesteps} steps in {result.wall_time_s:.0f} s ({result.steps_per_second:.1f} "
+    stopped = f" (stopped early: {result.message})" if result.stopped_early else ""
+    print(f"done: {result.total_timesteps} steps{stopped} in {result.wall_time_s:.0f} s ({result.steps_per_second:.1f} "
           f"steps/s); final eval return {final}; best {best}; run saved to {run_dir}", flush=True)
     return 0

@@ -128,6 +128,9 @@ class EvalSettings(Block):
     freq: integer(1) = Field(5000, description="environment steps between evaluations")
     episodes: integer(1) = Field(10, description="episodes per evaluation")
     deterministic: Flag = Field(True, description="evaluate the deterministic policy")
+    stop_at: optional(number()) = Field(
+        None, description="stop training once an evaluation's mean return is >= this; that policy is the one saved "
+        "(null: train the whole budget)")
 
 
 class CheckpointSettings(Block):
