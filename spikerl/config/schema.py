@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+import spikerl.precision as mixed_precision
 from spikerl.coding import PREPROCESS
 from spikerl.config.values import (
     Device,
@@ -171,6 +172,10 @@ class Config(Variant, Generic[ActorT]):
     total_timesteps: integer(1) = Field(1_000_000, description="environment steps to train for")
     seed: integer(0) = Field(0, description="random seed (torch, numpy, env)")
     device: Device = Field("auto", description="torch device")
+    precision: choice(*mixed_precision.PRECISIONS) = Field(
+        default_factory=lambda: mixed_precision.default_precision(),
+        description="GEMM precision of training: float32, or bf16 (bfloat16 GEMMs; weights, optimizer state, "
+        "membrane potentials and losses stay float32; needs a CPU with AVX512-BF16 or AMX)")
     learning_rate: Annotated[number(gt=0.0), SB3_ARGUMENT] = Field(
         3e-4, description="Adam learning rate (actor and critic)")
     buffer_size: Annotated[integer(1), SB3_ARGUMENT] = Field(1_000_000, description="replay buffer capacity")
