@@ -11,6 +11,8 @@ step ``n`` is of that same policy.
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import math
 import os
@@ -76,13 +78,16 @@ class StopTraining(Exception):
 
 def write_evaluations(path: Path, rows: list[EvalRecord]) -> None:
     """Rewrite ``evaluations.csv`` atomically (used on resume to drop rows after the checkpoint)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(EVAL_HEADER)
-        for r in rows:
-            w.writerow([r.step, repr(r.mean), repr(r.std), f"{r.wall_time:.3f}"])
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(EVAL_HEADER)
+    for r in rows:
+        w.writerow(_eval_row(r))
+    atomic_write(path, lambda fh: fh.write(text.getvalue().encode()))
+
+
+def _eval_row(rec: EvalRecord) -> list[Any]:
+    return [rec.step, repr(rec.mean), repr(rec.std), f"{rec.wall_time:.3f}"]
 
 
 class CsvEvalCallback(BaseCallback):
@@ -125,12 +130,15 @@ class CsvEvalCallback(BaseCallback):
                          self.clock.elapsed())
         self.history.append(rec)
         new = not self.csv_path.exists()
-        with self.csv_path.open("a", newline="") as fh:
-            w = csv.writer(fh)
-            if new:
-                w.writerow(EVAL_HEADER)
-            w.writerow([rec.step, repr(rec.mean), repr(rec.std), f"{rec.wall_time:.3f}"])
-            fh.flush()
+        try:
+            with self.csv_path.open("a", newline="") as fh:
+                w = csv.writer(fh)
+                if new:
+                    w.writerow(EVAL_HEADER)
+                w.writerow(_eval_row(rec))
+                fh.flush()
+        except OSError as err:  # name the file: a write error on a full disk carries no filename
+            raise OSError(err.errno, err.strerror or str(err), str(self.csv_path)) from err
         self.logger.record("eval/mean_return", rec.mean)
         self.logger.record("eval/std_return", rec.std)
         self.logger.dump(rec.step)
@@ -162,13 +170,38 @@ class CsvEvalCallback(BaseCallback):
 
 
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through ``write(file)`` to ``path.tmp``, fsync, then ``os.replace`` onto ``path``."""
+    """Write through ``write(file)`` to ``path.tmp``, fsync, then ``os.replace`` onto ``path``.
+
+    On any failure the temporary file is removed and ``path`` is left as it was; an ``OSError`` (a full disk, a
+    read-only folder) is raised again with ``path`` as its filename, so the caller can name what it was writing."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        _remove_quietly(tmp)
+        if isinstance(err, OSError) and err.filename != str(path):
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # a folder that became read-only: nothing more can be done about the leftover
+        pass
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def checkpoint_files(ckpt_dir: Path, step: int) -> tuple[Path, Path, Path]:
@@ -178,26 +211,64 @@ def checkpoint_files(ckpt_dir: Path, step: int) -> tuple[Path, Path, Path]:
 
 
 def save_checkpoint(model: Any, ckpt_dir: Path, state: dict[str, Any], keep: int) -> Path:
-    """Model + replay buffer (filled rows only) + JSON (step count, sizes, run state), each written atomically.
+    """Model + replay buffer (filled rows only) + JSON (step count, sizes, SHA-256s, run state), each written
+    atomically.
 
-    The JSON is written last: a checkpoint without its JSON was interrupted and is ignored on resume.
-    The sizes recorded in it let resume detect a truncated or replaced file. Keeps the newest ``keep``.
+    The JSON is written last: a checkpoint without its JSON was interrupted and is ignored on resume. The sizes and
+    SHA-256s recorded in it let resume detect a truncated, replaced or altered file. A write that fails (a full disk,
+    a read-only folder) removes the files of this checkpoint and raises; the older checkpoints stay. Keeps the
+    newest ``keep``.
     """
     from spikerl.agents.replay_io import dump_replay_buffer
 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     step = int(model.num_timesteps)
     zip_path, buf_path, meta_path = checkpoint_files(ckpt_dir, step)
-    atomic_write(zip_path, model.save)
-    atomic_write(buf_path, lambda fh: dump_replay_buffer(model.replay_buffer, fh))
-    meta = {"step": step, "model": zip_path.name, "replay_buffer": buf_path.name,
-            "sizes": {zip_path.name: zip_path.stat().st_size, buf_path.name: buf_path.stat().st_size},
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **state}
-    atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
+    try:
+        atomic_write(zip_path, model.save)
+        atomic_write(buf_path, lambda fh: dump_replay_buffer(model.replay_buffer, fh))
+        files = (zip_path, buf_path)
+        meta = {"step": step, "model": zip_path.name, "replay_buffer": buf_path.name,
+                "sizes": {p.name: p.stat().st_size for p in files},
+                "sha256": {p.name: file_sha256(p) for p in files},
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **state}
+        atomic_write(meta_path, lambda fh: fh.write(json.dumps(meta, indent=2).encode()))
+    except BaseException:
+        for p in (meta_path, buf_path, zip_path):  # the marker first: a partial checkpoint never looks committed
+            _remove_quietly(p)
+        raise
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         for p in checkpoint_files(ckpt_dir, old):
             p.unlink(missing_ok=True)
     return meta_path
+
+
+class CheckpointError(Exception):
+    """A committed checkpoint whose files do not match its JSON marker (the message says how)."""
+
+
+def verify_checkpoint(ckpt_dir: Path, step: int) -> dict[str, Any]:
+    """The JSON marker of the checkpoint at ``step``, after checking its files against it.
+
+    Each file must exist with the recorded size and, where the marker records one, SHA-256. Markers written before
+    SHA-256s were recorded carry sizes only, and are checked by size. Raises :class:`CheckpointError`."""
+    zip_path, buf_path, meta_path = checkpoint_files(ckpt_dir, step)
+    try:
+        meta = json.loads(meta_path.read_text())
+        sizes = meta["sizes"]
+        digests = meta.get("sha256", {})
+        if int(meta["step"]) != step or not isinstance(sizes, dict) or not isinstance(digests, dict):
+            raise ValueError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{meta_path.name} is not a readable checkpoint marker") from None
+    for p in (zip_path, buf_path):
+        if not p.is_file():
+            raise CheckpointError(f"{p.name} is missing")
+        if p.stat().st_size != sizes.get(p.name):
+            raise CheckpointError(f"{p.name} has {p.stat().st_size} bytes, {sizes.get(p.name)} were written")
+        if p.name in digests and file_sha256(p) != digests[p.name]:
+            raise CheckpointError(f"{p.name} does not match the SHA-256 recorded when it was written")
+    return meta
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[int]:

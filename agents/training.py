@@ -6,8 +6,8 @@ Run directory::
       config.yaml        resolved config (spikerl.config.resolve)
       model.zip          final SB3 model
       checkpoints/       step_<n>.zip (model), step_<n>.replay.pkl (replay buffer), step_<n>.json
-                         (step count, file sizes, eval and clock state); each written to a temp name and
-                         os.replace'd, the JSON last; the newest `checkpoint.keep` are kept
+                         (step count, file sizes and SHA-256s, eval and clock state); each written to a temp
+                         name and os.replace'd, the JSON last; the newest `checkpoint.keep` are kept
       tb/                TensorBoard events (SB3 logger: train/*, rollout/*, eval/*)
       evaluations.csv    step, mean_return, std_return, wall_time_s of the periodic evaluations
       metrics.json       status, total steps, final/best evaluation return, steps/s, wall time, and whether
@@ -15,25 +15,29 @@ Run directory::
       progress.json      live: steps, steps_per_s, last_return (rewritten every 5 s while training)
       evaluation.json    written by `spikerl evaluate`
       videos/            written by `spikerl evaluate --video`
+      .lock              while a process trains into the run: its flock, pid and command line (spikerl.run_lock)
 
-:func:`train_run` starts a run; :func:`resume_run` continues one from its newest checkpoint to the
-step budget in its ``config.yaml``; :func:`evaluate_run` evaluates the saved model.
+:func:`train_run` starts a run; :func:`resume_run` continues one from its newest usable checkpoint to the
+step budget in its ``config.yaml``; :func:`evaluate_run` evaluates the saved model. Training and resuming hold
+the run directory's lock, so a second writer is refused; they end on a full disk or read-only folder with
+``metrics.json`` status ``io_error`` (where it can be written) and on SIGINT with status ``interrupted``, keeping
+the last committed checkpoint either way.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from spikerl.agents.callbacks import (
+    CheckpointError,
     CsvEvalCallback,
     EvalRecord,
     ProgressFileCallback,
@@ -45,6 +49,7 @@ from spikerl.agents.callbacks import (
     checkpoint_files,
     list_checkpoints,
     read_evaluations,
+    verify_checkpoint,
     write_evaluations,
 )
 from spikerl.agents.episodes import EVAL_SEED_OFFSET, EVALUATION_FILE, VIDEO_DIR, clear_videos, finish_videos
@@ -56,6 +61,7 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.vec_env import VecEnv
 
 from spikerl.config import ActionNoiseSettings, Config, SnnActorSettings, dump_config, resolve
+from spikerl.run_lock import LOCK_FILE, FolderLock, FolderLockedError, FolderLockError
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
@@ -70,11 +76,21 @@ class RunError(Exception):
     """A run directory problem (missing/corrupt checkpoint, finished run, ...): one line for the user."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped by SIGINT (or SIGTERM turned into one); ``metrics.json`` was written with status
+    ``interrupted`` and the last committed checkpoint is kept, so the run resumes. ``result`` is what was written
+    into ``run_dir``."""
+
+    def __init__(self, result: TrainResult, run_dir: Path) -> None:
+        super().__init__(result.message)
+        self.result, self.run_dir = result, run_dir
+
+
 @dataclass
 class TrainResult:
     """What :func:`train_run` / :func:`resume_run` report (also saved as ``metrics.json``)."""
 
-    status: str  # "completed" | "non_finite_loss"
+    status: str  # "completed" | "non_finite_loss" | "io_error" | "interrupted"
     total_timesteps: int
     budget: int
     final_return: float | None
@@ -198,18 +214,23 @@ class _Session:
         err_cls = non_finite_error()
         callback = CallbackList(self.callbacks)
         try:
-            model.learn(total_timesteps=budget - start, callback=callback,
-                        reset_num_timesteps=(resumed_from is None), log_interval=4)
-        except StopTraining as reached:
-            message, stopped_early = str(reached), True
-            callback.on_training_end()  # what learn() calls after its last rollout
-        except err_cls as err:
-            status, message = "non_finite_loss", str(err).splitlines()[0] if str(err) else type(err).__name__
+            try:
+                model.learn(total_timesteps=budget - start, callback=callback,
+                            reset_num_timesteps=(resumed_from is None), log_interval=4)
+            except StopTraining as reached:
+                message, stopped_early = str(reached), True
+                callback.on_training_end()  # what learn() calls after its last rollout
+            except err_cls as err:
+                status, message = "non_finite_loss", str(err).splitlines()[0] if str(err) else type(err).__name__
+            if status == "completed":
+                atomic_write(self.run_dir / MODEL_FILE, model.save)
+        except OSError as err:  # a full disk, a read-only folder: the last committed checkpoint stays
+            status, message = "io_error", io_error_text(err)
+        except KeyboardInterrupt as err:  # SIGINT, or SIGTERM turned into one by `spikerl train`
+            status, message = "interrupted", f"stopped by {str(err) or 'SIGINT'}"
         finally:
             if self.progress_cb is not None:
                 self.progress_cb.close()
-        if status == "completed":
-            atomic_write(self.run_dir / MODEL_FILE, model.save)
         last, best = self.eval_cb.last, self.eval_cb.best
         wall = self.clock.elapsed()
         steps = int(model.num_timesteps)
@@ -220,14 +241,24 @@ class _Session:
             evaluations=len(self.eval_cb.history), wall_time_s=wall, steps_per_second=steps / max(wall, 1e-9),
             n_updates=int(getattr(model, "_n_updates", 0)), resumed_from=resumed_from, message=message,
             stopped_early=stopped_early)
-        _write_json(self.run_dir / METRICS_FILE, asdict(result))
+        try:
+            _write_json(self.run_dir / METRICS_FILE, asdict(result))
+        except OSError as err:
+            if result.status != "io_error":
+                result = replace(result, status="io_error", message=io_error_text(err))
+        if result.status == "interrupted":
+            raise TrainingInterrupted(result, self.run_dir)
         return result
 
 
+def io_error_text(err: OSError) -> str:
+    """One line naming the path and the cause of an ``OSError`` (``I/O error on PATH: No space left on device``)."""
+    cause = err.strerror or str(err) or type(err).__name__
+    return f"I/O error on {err.filename}: {cause}" if err.filename else f"I/O error: {cause}"
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: fh.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
 def _set_logger(model: BaseAlgorithm, run_dir: Path) -> None:
@@ -244,46 +275,131 @@ def train_run(cfg: Config, run_dir: str | Path, *, progress: bool = False, conso
     """
     cfg = resolve(cfg)
     run_dir = Path(run_dir)
-    if (run_dir / CONFIG_FILE).exists() and not overwrite:
-        raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, replace it with "
-                       "--overwrite, or pick another --run-dir")
-    env, eval_env = make_envs(cfg, cfg.seed)
+    with lock_run_dir(run_dir):
+        if (run_dir / CONFIG_FILE).exists() and not overwrite:
+            raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, replace it with "
+                           "--overwrite, or pick another --run-dir")
+        env, eval_env = make_envs(cfg, cfg.seed)
+        try:
+            model = build_model(cfg, env)
+            if (run_dir / CONFIG_FILE).exists():
+                _clear_run_dir(run_dir)
+            dump_config(cfg, run_dir / CONFIG_FILE)
+            _set_logger(model, run_dir)
+            session = _Session(run_dir, cfg, eval_env, RunClock(), [], progress, console, on_eval)
+            return session.learn(model, resumed_from=None)
+        finally:
+            env.close()
+            eval_env.close()
+
+
+def lock_run_dir(run_dir: Path) -> FolderLock:
+    """Take the run directory's writer lock (creating the directory); ``RunError`` naming the process that holds it,
+    or saying why it cannot be taken (a read-only filesystem). Release it with ``with`` or ``release()``."""
     try:
-        model = build_model(cfg, env)
-        if (run_dir / CONFIG_FILE).exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, run_dir / CONFIG_FILE)
-        _set_logger(model, run_dir)
-        session = _Session(run_dir, cfg, eval_env, RunClock(), [], progress, console, on_eval)
-        return session.learn(model, resumed_from=None)
-    finally:
-        env.close()
-        eval_env.close()
+        return FolderLock(run_dir, "run directory").acquire()
+    except (FolderLockedError, FolderLockError) as err:
+        raise RunError(str(err)) from None
 
 
-def latest_checkpoint(run_dir: Path) -> dict[str, Any]:
-    """The newest committed checkpoint's JSON, verified against its files (``RunError`` if none/corrupt)."""
+def _clear_run_dir(run_dir: Path) -> None:
+    """Delete everything in ``run_dir`` but its lock file (held by this process)."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _checkpoint_steps(run_dir: Path) -> tuple[Path, list[int]]:
+    """(checkpoint folder, steps of its committed checkpoints, newest first); ``RunError`` when there is none."""
     ckpt_dir = run_dir / CHECKPOINT_DIR
     steps = list_checkpoints(ckpt_dir) if ckpt_dir.is_dir() else []
     if not steps:
         raise RunError(f"no checkpoint in {ckpt_dir} (the run stopped before its first checkpoint); "
                        "start it again: spikerl train <config> --run-dir <dir> --overwrite")
-    zip_path, buf_path, meta_path = checkpoint_files(ckpt_dir, steps[-1])
-    try:
-        meta = json.loads(meta_path.read_text())
-        sizes = meta["sizes"]
-        int(meta["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise RunError(f"corrupt checkpoint {meta_path}: unreadable JSON marker") from None
-    for p in (zip_path, buf_path):
-        if not p.is_file():
-            raise RunError(f"corrupt checkpoint {meta_path}: {p.name} is missing")
-        if p.stat().st_size != sizes.get(p.name):
-            raise RunError(f"corrupt checkpoint {meta_path}: {p.name} has {p.stat().st_size} bytes, "
-                           f"{sizes.get(p.name)} were written")
+    return ckpt_dir, steps[::-1]
+
+
+def _verified_checkpoint(ckpt_dir: Path, step: int) -> dict[str, Any]:
+    """The marker of the checkpoint at ``step`` with ``model_path`` and ``replay_path`` added, once its files match
+    it (:class:`CheckpointError` otherwise)."""
+    meta = verify_checkpoint(ckpt_dir, step)
+    zip_path, buf_path, _ = checkpoint_files(ckpt_dir, step)
     meta.update(model_path=str(zip_path), replay_path=str(buf_path))
     return meta
+
+
+def _no_usable_checkpoint(run_dir: Path, ckpt_dir: Path, problems: list[str]) -> RunError:
+    return RunError(f"no usable checkpoint in {ckpt_dir}: {'; '.join(problems)}; start it again: "
+                    f"spikerl train <config> --run-dir {run_dir} --overwrite")
+
+
+def _fallback_notice(ckpt_dir: Path, problems: list[str], step: int) -> str:
+    return f"skipped unusable checkpoint(s) in {ckpt_dir}: {'; '.join(problems)}; using the one at step {step}"
+
+
+def latest_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """The JSON marker of the newest checkpoint whose files match it (sizes and SHA-256s), with ``model_path`` and
+    ``replay_path`` added, and ``skipped``: one line on the newer checkpoints that did not match (empty when the
+    newest did). ``RunError`` when there is no checkpoint, or none matches."""
+    ckpt_dir, steps = _checkpoint_steps(run_dir)
+    problems: list[str] = []
+    for step in steps:
+        try:
+            meta = _verified_checkpoint(ckpt_dir, step)
+        except CheckpointError as err:
+            problems.append(f"step {step}: {err}")
+            continue
+        meta["skipped"] = _fallback_notice(ckpt_dir, problems, step) if problems else ""
+        return meta
+    raise _no_usable_checkpoint(run_dir, ckpt_dir, problems)
+
+
+def _load_checkpoint(cfg: Config, meta: dict[str, Any]) -> tuple[BaseAlgorithm, VecEnv, VecEnv]:
+    """(model with its replay buffer, training env, evaluation env) of a verified checkpoint, the training env
+    seeded ``seed + step``; :class:`CheckpointError` when the files do not load as the checkpoint they claim."""
+    step = int(meta["step"])
+    env, eval_env = make_envs(cfg, cfg.seed + step)
+    try:
+        try:
+            model = algorithm_class(cfg.algo).load(meta["model_path"], env=env, device=cfg.device,
+                                                   precision=cfg.precision)
+            load_replay_buffer(model, meta["replay_path"])
+        except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt checkpoint
+            raise CheckpointError(f"{Path(meta['model_path']).name} does not load: {type(err).__name__}: "
+                                  f"{_first_line(err)}") from None
+        if int(model.num_timesteps) != step:
+            raise CheckpointError(f"{Path(meta['model_path']).name} holds step {model.num_timesteps}, its marker "
+                                  f"says {step}")
+    except BaseException:
+        env.close()
+        eval_env.close()
+        raise
+    return model, env, eval_env
+
+
+def resumable_checkpoint(run_dir: Path, cfg: Config, on_notice: Callable[[str], None]
+                         ) -> tuple[dict[str, Any], BaseAlgorithm, VecEnv, VecEnv]:
+    """(marker, model, training env, evaluation env) of the newest checkpoint whose files match its marker and load.
+
+    When newer checkpoints are skipped, ``on_notice`` gets one line naming them and why. ``RunError`` when no
+    checkpoint is usable. Markers without SHA-256s (written by older versions) are checked by size only."""
+    ckpt_dir, steps = _checkpoint_steps(run_dir)
+    problems: list[str] = []
+    for step in steps:
+        try:
+            meta = _verified_checkpoint(ckpt_dir, step)
+            model, env, eval_env = _load_checkpoint(cfg, meta)
+        except CheckpointError as err:
+            problems.append(f"step {step}: {err}")
+            continue
+        if problems:
+            on_notice(_fallback_notice(ckpt_dir, problems, step))
+        return meta, model, env, eval_env
+    raise _no_usable_checkpoint(run_dir, ckpt_dir, problems)
 
 
 #: keys added after runs were first saved, with the value a saved ``config.yaml`` without them meant (so a run
@@ -310,39 +426,42 @@ def load_run_config(run_dir: str | Path) -> Config:
 
 
 def resume_run(run_dir: str | Path, *, progress: bool = False, console: Any = None,
-               on_eval: Callable[[EvalRecord], None] | None = None) -> TrainResult:
-    """Continue a run from its newest checkpoint to the step budget saved in its ``config.yaml``.
+               on_eval: Callable[[EvalRecord], None] | None = None,
+               on_notice: Callable[[str], None] | None = None) -> TrainResult:
+    """Continue a run from its newest usable checkpoint to the step budget saved in its ``config.yaml``.
 
     Evaluations logged after the checkpoint are dropped (those steps are trained again). The training
     env is seeded ``seed + checkpoint step`` and the global RNGs likewise, so a resume is reproducible.
+    A newest checkpoint that does not match its marker (size, SHA-256) or does not load is skipped for the one
+    before it, said in one line through ``on_notice`` (default: a warning).
     """
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
+    with lock_run_dir(run_dir):
+        return _resume_locked(run_dir, cfg, progress, console, on_eval, on_notice or _warn)
+
+
+def _warn(text: str) -> None:
+    warnings.warn(text, stacklevel=3)
+
+
+def _resume_locked(run_dir: Path, cfg: Config, progress: bool, console: Any,
+                   on_eval: Callable[[EvalRecord], None] | None, on_notice: Callable[[str], None]) -> TrainResult:
     metrics_path = run_dir / METRICS_FILE
     if metrics_path.is_file():
         try:
             done = json.loads(metrics_path.read_text())
         except ValueError:
             done = {}
+        done = done if isinstance(done, dict) else {}
         if done.get("status") == "completed" and done.get("stopped_early"):
             raise RunError(f"{run_dir} already stopped at step {done.get('total_timesteps')} "
                            f"({done.get('message')}); nothing to resume")
         if done.get("status") == "completed" and done.get("total_timesteps", 0) >= cfg.total_timesteps:
             raise RunError(f"{run_dir} already finished its {cfg.total_timesteps} steps; nothing to resume")
-    meta = latest_checkpoint(run_dir)
+    meta, model, env, eval_env = resumable_checkpoint(run_dir, cfg, on_notice)
     step = int(meta["step"])
-    env, eval_env = make_envs(cfg, cfg.seed + step)
     try:
-        cls = algorithm_class(cfg.algo)
-        try:
-            model = cls.load(meta["model_path"], env=env, device=cfg.device, precision=cfg.precision)
-            load_replay_buffer(model, meta["replay_path"])
-        except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt checkpoint
-            raise RunError(f"corrupt checkpoint {meta['model_path']}: {type(err).__name__}: "
-                           f"{_first_line(err)}") from None
-        if int(model.num_timesteps) != step:
-            raise RunError(f"corrupt checkpoint {meta['model_path']}: it holds step {model.num_timesteps}, "
-                           f"its JSON says {step}")
         model.set_random_seed(cfg.seed + step)
         history = read_evaluations(run_dir / EVAL_CSV, up_to_step=step)
         write_evaluations(run_dir / EVAL_CSV, history)
@@ -367,7 +486,8 @@ def load_run_model(run_dir: str | Path, device: str = "cpu") -> tuple[BaseAlgori
     if not path.is_file():
         meta = latest_checkpoint(run_dir)
         path = Path(meta["model_path"])
-        source = f"{CHECKPOINT_DIR}/{path.name} (no {MODEL_FILE}: the run is unfinished)"
+        skipped = f"; {meta['skipped']}" if meta["skipped"] else ""
+        source = f"{CHECKPOINT_DIR}/{path.name} (no {MODEL_FILE}: the run is unfinished{skipped})"
     try:  # float32: the master weights as trained, on any CPU (bf16 is a training setting)
         model = algorithm_class(cfg.algo).load(path, device=device, precision="float32")
     except Exception as err:  # noqa: BLE001

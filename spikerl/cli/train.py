@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import re
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,6 +100,46 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train or resume; SIGINT and SIGTERM end it with one line and exit code 128 + the signal's number, after
+    ``metrics.json`` (status ``interrupted``) is written and with the last checkpoint kept."""
+    with _sigterm_as_interrupt() as received:
+        try:
+            return _run(args)
+        except KeyboardInterrupt as stop:
+            signum = received[-1] if received else signal.SIGINT
+            name = signal.Signals(signum).name
+            training = sys.modules.get("spikerl.agents.training")  # not imported: stopped before training
+            if training is not None and isinstance(stop, training.TrainingInterrupted):
+                print(f"spikerl train: stopped by {name} at step {stop.result.total_timesteps}; metrics.json says "
+                      f"interrupted and the last checkpoint is kept: continue with spikerl train --resume "
+                      f"{stop.run_dir}", file=sys.stderr)
+            else:
+                print(f"spikerl train: stopped by {name} before training started", file=sys.stderr)
+            return 128 + signum
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[int]]:
+    """While inside, SIGTERM raises KeyboardInterrupt as SIGINT does, so both stop training the same way; the list
+    yielded collects the signal numbers received. A SIGTERM that was ignored when this process started stays so."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield received
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     from spikerl.config import ConfigError, load_config
 
     if args.resume:
@@ -118,13 +162,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from spikerl.agents.cpu import keep_freed_memory
-    from spikerl.agents.training import RunError, resume_run, train_run
+    from spikerl.agents.training import RunError, io_error_text, resume_run, train_run
 
     set_torch_threads(args.threads)
     keep_freed_memory()  # reuse freed tensor memory instead of page-faulting fresh pages every update
 
     console = Console(stderr=False)
     progress = (not args.quiet) and sys.stdout.isatty()
+
+    def warn(text: str) -> None:
+        print(f"spikerl train: warning: {text}", file=sys.stderr, flush=True)
 
     def on_eval(rec) -> None:
         if not args.quiet and not progress:
@@ -136,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             run_dir = Path(args.resume)
             if not args.quiet:
                 print(f"resuming {run_dir}", flush=True)
-            result = resume_run(run_dir, progress=progress, console=console, on_eval=on_eval)
+            result = resume_run(run_dir, progress=progress, console=console, on_eval=on_eval, on_notice=warn)
         else:
             run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
             if not args.quiet:
@@ -148,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     except (ValueError, ImportError) as err:  # bad env id, missing MuJoCo, invalid model arguments
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    except OSError as err:  # a full disk or read-only folder before training started
+        raise CLIError(io_error_text(err)) from None
 
     if result.status != "completed":
         print(f"spikerl train: error: training stopped at step {result.total_timesteps}: {result.message}. "

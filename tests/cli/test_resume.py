@@ -92,18 +92,23 @@ def _one_line_error(capsys, *argv) -> str:
     return err
 
 
-def test_truncated_checkpoint_is_a_clear_error(unfinished_run, capsys) -> None:
-    newest = unfinished_run / "checkpoints" / "step_0000000200.zip"
-    newest.write_bytes(newest.read_bytes()[:1000])
+def test_truncated_checkpoints_are_a_clear_error(unfinished_run, capsys) -> None:
+    """Every checkpoint truncated: nothing to fall back to (tests/cli/test_checkpoint_integrity.py has the fallback)."""
+    for step in (100, 200):
+        path = unfinished_run / "checkpoints" / f"step_{step:010d}.zip"
+        path.write_bytes(path.read_bytes()[:1000])
     err = _one_line_error(capsys, "train", "--resume", str(unfinished_run))
-    assert "corrupt checkpoint" in err and "step_0000000200.zip has 1000 bytes" in err
+    assert "no usable checkpoint" in err
+    assert "step_0000000200.zip has 1000 bytes" in err and "step_0000000100.zip has 1000 bytes" in err
 
 
-def test_garbage_checkpoint_of_right_size_is_a_clear_error(unfinished_run, capsys) -> None:
-    newest = unfinished_run / "checkpoints" / "step_0000000200.zip"
-    newest.write_bytes(b"x" * newest.stat().st_size)
+def test_garbage_checkpoints_of_right_size_are_a_clear_error(unfinished_run, capsys) -> None:
+    for step in (100, 200):
+        path = unfinished_run / "checkpoints" / f"step_{step:010d}.zip"
+        path.write_bytes(b"x" * path.stat().st_size)
     err = _one_line_error(capsys, "train", "--resume", str(unfinished_run))
-    assert "corrupt checkpoint" in err and "step_0000000200.zip" in err
+    assert "no usable checkpoint" in err
+    assert "step_0000000200.zip does not match the SHA-256" in err and "step_0000000100.zip does not match" in err
 
 
 def test_missing_checkpoint_is_a_clear_error(unfinished_run, capsys) -> None:
