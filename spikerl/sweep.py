@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from spikerl.run_lock import lock_holder
+
 STATUSES = ("pending", "running", "done", "failed", "skipped")
 
 
@@ -179,8 +181,10 @@ def run_trial(trial: Trial, threads: int = 1) -> TrialResult:
     state = trial_state(trial)
     if state == "done":
         return TrialResult(trial, "skipped")
-    if state == "new" and trial.run_dir.exists():
-        shutil.rmtree(trial.run_dir)  # a start that left no checkpoint: nothing to keep
+    # a start that left no checkpoint has nothing to keep, unless its trainer still runs: then the trainer
+    # started below is refused by the run directory's lock, which names that process
+    if state == "new" and trial.run_dir.exists() and lock_holder(trial.run_dir) is None:
+        shutil.rmtree(trial.run_dir)
     trial.run_dir.parent.mkdir(parents=True, exist_ok=True)
     log = trial.run_dir.parent / f"{trial.run_dir.name}.log"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from spikerl.run_lock import FolderLock, FolderLockedError, FolderLockError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,26 +52,37 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("a sweep needs presets, --envs and --seeds (or a --file that gives them), e.g. "
                        "spikerl sweep td3-ann,td3-proxy-lif --envs Hopper-v5 --seeds 0-2")
     out = Path(args.out or spec.get("out") or f"sweeps/{time.strftime('%Y%m%d-%H%M%S')}")
-    overrides = args.set if args.set is not None else spec.get("set", [])
+    with _lock_sweep_folder(out):  # one sweep per folder: a second one is refused, naming the first
+        overrides = args.set if args.set is not None else spec.get("set", [])
+        try:
+            trials = expand_grid(presets, envs, seeds, out, steps=args.steps or spec.get("steps"), overrides=overrides)
+            validate_trials(trials)
+            results = run_sweep(trials, backend=args.backend or spec.get("backend", "local"),
+                                max_parallel=args.max_parallel or spec.get("max_parallel"),
+                                address=args.address or spec.get("address"), live=not args.no_live)
+        except (ValueError, RuntimeError) as err:
+            raise CLIError(str(err)) from None
+        summary = summarize(results)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sweep_summary.json").write_text(json.dumps(summary, indent=2))
+        console = Console()
+        console.print(f"sweep: {summary['done']} done ({summary['resumed']} resumed), {summary['skipped']} already "
+                      f"finished, {summary['failed']} failed")
+        for f in summary["failures"]:
+            console.print(f"[red]failed[/] {f['trial']}: {f['error']}")
+        try:
+            md, png, _ = compare_runs([out], out)
+            console.print(f"wrote {md} and {png}")
+        except FileNotFoundError:
+            console.print("no finished run to compare")
+        return 1 if summary["failed"] else 0
+
+
+def _lock_sweep_folder(out: Path) -> FolderLock:
+    """``out``'s lock (``spikerl.run_lock``), held by this sweep until it ends; CLIError naming the holder."""
+    from spikerl.cli import CLIError
+
     try:
-        trials = expand_grid(presets, envs, seeds, out, steps=args.steps or spec.get("steps"), overrides=overrides)
-        validate_trials(trials)
-        results = run_sweep(trials, backend=args.backend or spec.get("backend", "local"),
-                            max_parallel=args.max_parallel or spec.get("max_parallel"),
-                            address=args.address or spec.get("address"), live=not args.no_live)
-    except (ValueError, RuntimeError) as err:
+        return FolderLock(out, "sweep folder").acquire()
+    except (FolderLockedError, FolderLockError) as err:
         raise CLIError(str(err)) from None
-    summary = summarize(results)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep_summary.json").write_text(json.dumps(summary, indent=2))
-    console = Console()
-    console.print(f"sweep: {summary['done']} done ({summary['resumed']} resumed), {summary['skipped']} already "
-                  f"finished, {summary['failed']} failed")
-    for f in summary["failures"]:
-        console.print(f"[red]failed[/] {f['trial']}: {f['error']}")
-    try:
-        md, png, _ = compare_runs([out], out)
-        console.print(f"wrote {md} and {png}")
-    except FileNotFoundError:
-        console.print("no finished run to compare")
-    return 1 if summary["failed"] else 0
