@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import ENV, run_subprocess, spikerl_cmd, subprocess_env, tiny
 
-from spikerl.run_lock import lock_holder
+from spikerl.run_lock import FolderLock, lock_holder
+from spikerl.sweep import expand_grid, run_trial
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +114,14 @@ def test_two_sweeps_into_the_same_out_folder(tmp_path) -> None:
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
     assert _eval_steps(run_dir) == [0, 100, 200, 300, 400, 500, 600]
     assert lock_holder(out) is None and not (out / ".lock").exists()
+
+
+def test_sweep_keeps_a_trial_folder_that_a_running_trainer_holds(tmp_path) -> None:
+    """A trial without a checkpoint is started afresh, but not by deleting a folder another trainer still holds."""
+    (trial,) = expand_grid("td3-ann", ENV, "0", tmp_path / "sweep", steps=200, overrides=tiny(False))
+    with FolderLock(trial.run_dir, "run directory"):
+        (trial.run_dir / "config.yaml").write_text("# the other trainer's\n")
+        result = run_trial(trial)
+        assert (trial.run_dir / "config.yaml").read_text() == "# the other trainer's\n"
+    assert result.status == "failed"
+    assert f"run directory {trial.run_dir} is in use by another process (pid {os.getpid()}: " in result.error
