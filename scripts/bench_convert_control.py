@@ -16,8 +16,8 @@ not redistributed here: no license file), with env seed 0 (calibration seed 200,
 
 ``--backend numba`` (default) runs the converted SNNs with the torch-free runtime kernel (float32; the same
 policy as the torch ``SpikingModel``, tests/conversion/test_control_runtime.py and test_control_runtime_diff.py
-check the round trip, rate-coded IF and differential coding dcgs), which is ~50x faster per decision;
-``torch`` runs ``SpikingModel`` itself (needed for srp, cos, parallel).
+check the round trip, rate-coded IF and differential coding dcgs), which compiles the whole decision instead of
+stepping torch ops from Python; ``torch`` runs ``SpikingModel`` itself (needed for srp, cos, parallel).
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ def _int_keys(entry: dict) -> dict:
 
 
 def targets(res: dict) -> list[str]:
-    """The issue's targets: QCFS at T = 8 within 1 point of the ANN; Parallel equal to the ANN at T = L."""
+    """The targets checked: QCFS at T = 8 within 1 point of the ANN; Parallel equal to the ANN at T = L."""
     lines = []
     for name, e in res["models"].items():
         ms = e["methods"]

@@ -8,7 +8,7 @@ return, steps/s) and learning curves to ``--out`` and, with ``--publish``, copie
 the exact command line, and the numbers behind them to ``benchmarks/NAME.json`` (per group: seeds and
 mean/std/n of the final and best return, steps/s, firing rate, energy; per run: the evaluation curve).
 
-Example (the short-budget grid of the agents issue; hours on 2 cores):
+Example (a short-budget grid of 100k steps per run; hours on 2 cores):
 
     python scripts/reproduce.py --envs InvertedDoublePendulum-v5,Hopper-v5 \
         --presets td3-ann,td3-lif,td3-proxy-lif --seeds 0-1 --steps 100000 --max-parallel 2 --publish

@@ -5,7 +5,7 @@
     snn = convert(actor, ConversionSpec(T=32, method="max", carry="crpi", alpha=0.5), calib_data=states)
     action = snn(obs)      # with a carry: snn.reset() at episode start
 
-Equations, guarantees and sources: ``shared/reference/conversion.md``.
+The equations, when to pick which method, and results: ``docs/conversion.md``.
 """
 
 from spikerl.conversion.activations import QCFS, ClipReLU, replace_relu

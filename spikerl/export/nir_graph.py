@@ -1,7 +1,7 @@
 """NIR export (Pedersen et al., Nature Communications 15, 8122, 2024): Affine + LIF / CubaLIF / IF nodes.
 
 spikerl's discrete neuron  h_t = beta u_{t-1} + I_t,  I_t = W s_t + b,  s_t = [h_t > V_th],  hard reset to 0,
-is forward Euler (step dt) of NIR's  tau dv/dt = (v_leak - v) + r I  with (``reference/ecosystem.md`` 4.3)
+is forward Euler (step dt) of NIR's  tau dv/dt = (v_leak - v) + r I  with
 
     tau = dt / (1 - beta),   r = tau / dt = 1 / (1 - beta),   v_leak = 0,   v_threshold = V_th,   v_reset = 0
 

@@ -65,7 +65,8 @@ def _forward(x, h, s, p, hard, clif):  # pragma: no cover - compiled
 def _forward_spikes(x, s, p, hard, clif):  # pragma: no cover - compiled
     """``_forward`` without storing h (inference: nothing is saved for a backward pass). ``x`` has T
     rows, or one row: a constant input current for every step. Kept separate from ``_forward`` on purpose:
-    one kernel with a "store h" flag measured 16x slower on the training path (the loop stops vectorising)."""
+    a "store h" flag in one shared kernel puts a branch in the inner loop, which stops the compiler vectorising
+    the training path."""
     T, M = s.shape
     lam, alpha, thr, one, zero = p[0], p[1], p[2], p[3], p[4]
     u = np.zeros_like(s[0])

@@ -1,4 +1,4 @@
-"""The public API: any PyTorch actor converts, heads stay in floating point, clear errors (§16.2 items 15-16)."""
+"""The public API: any PyTorch actor converts, heads stay in floating point, clear errors."""
 
 import gymnasium as gym
 import numpy as np

@@ -1,4 +1,4 @@
-"""Network-level exact identities in float64 with dyadic data (reference conversion.md §16.2 items 4-7, 9, 17)."""
+"""Network-level exact identities in float64 with dyadic data."""
 
 import pytest
 import torch

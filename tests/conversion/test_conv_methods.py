@@ -1,4 +1,4 @@
-"""SRP, CRPI, DCGS, max/percentile calibration and the max-norm convergence check (reference §16.2-16.3)."""
+"""SRP, CRPI, DCGS, max/percentile calibration and the max-norm convergence check."""
 
 import numpy as np
 import pytest

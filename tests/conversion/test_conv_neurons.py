@@ -1,4 +1,4 @@
-"""Neuron-level identities of the conversion neurons (reference conversion.md §16.2 items 1-3, 10, 14)."""
+"""Neuron-level identities of the conversion neurons (IF, multi-threshold, differential coding)."""
 
 import torch
 

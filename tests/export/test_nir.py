@@ -1,5 +1,6 @@
-"""NIR export: parameters read back equal the source (ecosystem.md 4.3 mapping), and a small discrete-time
-interpreter of the NIR graph reproduces the torch actor's output-layer spikes and actions."""
+"""NIR export: parameters read back equal the source (the forward-Euler mapping of ``spikerl.export.nir_graph``),
+and a small discrete-time interpreter of the NIR graph reproduces the torch actor's output-layer spikes and
+actions."""
 
 from __future__ import annotations
 
