@@ -1,432 +1,49 @@
-"""Numba CPU inference for spiking actors: one compiled function per decision (encoder to action).
+"""Numba CPU inference for spiking policies: :func:`pack_policy` and the :class:`CompiledPolicy` it returns.
 
 ``pack_policy(spec)`` copies a :class:`spikerl.runtime.spec.PolicySpec` (a bundle's arrays, or a trained
-actor read by ``spikerl.export.compile_policy``) into contiguous NumPy arrays and returns a
-:class:`CompiledPolicy`. One call simulates the T steps from rest, exactly as the torch actor does:
+actor read by ``spikerl.export.compile_policy``) into contiguous NumPy arrays in the layout that
+:mod:`spikerl.kernels.decision` runs: one compiled call per decision, encoder to action, simulating the T
+steps from rest exactly as the torch actor does (the equations are in that module).
 
-    s = tanh(obs) (or obs);   A = exp(-0.5 (s - mu)^2 / sigma^2);   V += A, S = [V > 0.999], V -= 0.999 S
-    layer by layer, step by step:  I_t = b + sum_{i: S_t,i != 0} S_t,i W^T[i, :]     (event-driven)
-                                   (direct encoding: I = b + W s, dense, the same for every t)
-                                   neuron update (IF/LIF/CLIF/PLIF/DN/multi-threshold), strict h > V_th
-    rate = count_T / T;  a_k = tanh(sum_j w_kj rate_kj + b_k)
-
-Converted ANN policies (``if-conv`` layers, ``spikerl.conversion``): IF neurons with per-neuron thresholds
-theta_j, start potential v0 theta_j + c_j, soft reset, ``>=`` or ``>`` firing, graded spikes of value
-theta_j, and the linear readout a = tanh(W_r (theta * count / T) + b_r); with the CRPI carry the policy
-keeps c_j = clip(alpha max(v_T - v_0, -theta_j N_j), -theta_j/2, theta_j/2) per batch row until ``reset``.
-
-Differential coding (``diff-conv`` layers, DCGS ``if-diff`` / ``mth-diff``) runs T + 1 steps t = 0..T. The
-first layer's current is I_0 = 0, I_1 = W x + b, I_t = 0 after (the analog input sent once); a hidden layer's
-is I_t = b + W o_t with o_0 = 0, accumulated event by event from the previous layer's messages. Per neuron,
-with levels l_i = theta_j / 2^i (i = 0..levels-1, cut_i = theta_j for one level, else 0.75 l_i):
-
-    v = v0 theta_j + c_j;  r_in = I_0;  r_out = 0;   for t = 1..T:
-    d = I_t - I_0;  m = v + d + r_in - r_out
-    o_t = l_i for the largest level with m >= cut_i; else (signed) -l_i for the largest level with
-          m <= -cut'_i (cut'_i = 0 for one level, else 0.75 l_i) and t r_out >= l_i; else 0
-    v = m - o_t;  r_in += d / t;  r_out += o_t / t;  count += [o_t != 0]
-
-and the readout decodes r = r_out = sum_t o_t / t of the last layer: a = tanh(W_r r + b_r). The CRPI carry
-uses N_j = sum_t |o_t| / theta_j (the output emitted in units of theta_j) in place of the spike count.
-
-Event-driven accumulation of rows of the transposed weight (W stored ``(in, out)``) vectorises over the
-output neurons without any reassociation, so the kernels use no fastmath: reassociation would buy nothing
-here, and plain IEEE arithmetic keeps NaN/Inf semantics and float64 parity.
-In float64 the result differs from torch only by the summation order of the currents. Neuron updates
-are branch-free selects followed by a branch-free compaction of the spike indices.
-
-Compiled functions are cached on disk (``cache=True``; ``NUMBA_CACHE_DIR`` moves the cache). The
-policy object owns preallocated work buffers, so one policy must not be called from two threads at once
+The policy object owns preallocated work buffers, so one policy must not be called from two threads at once
 (make one policy per thread).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from spikerl.kernels.decision import (
+    CLIF,
+    CONV,
+    DIFF,
+    DN,
+    H_ACT,
+    H_CARRY,
+    H_DECB,
+    H_DECW,
+    H_DPOP,
+    H_ENC,
+    H_ENCCNT,
+    H_L,
+    H_MAXN,
+    H_MEAN,
+    H_OBS,
+    H_POP,
+    H_PRE,
+    H_READ,
+    H_STD,
+    H_T,
+    HEADER,
+    LEAKY,
+    LSTRIDE,
+    MULTI,
+    decide,
+    decide_batch,
+    work_sizes,
+)
 
 __all__ = ["CompiledPolicy", "pack_policy"]
-
-# neuron kinds
-_LEAKY, _CLIF, _DN, _MULTI, _CONV, _DIFF = 0, 1, 2, 3, 4, 5
-# meta header (int64)
-_H_T, _H_ENC, _H_PRE, _H_OBS, _H_POP, _H_L, _H_ACT, _H_DPOP = 0, 1, 2, 3, 4, 5, 6, 7
-_H_MEAN, _H_STD, _H_DECW, _H_DECB, _H_MAXN, _H_ENCCNT, _H_READ, _H_CARRY = 8, 9, 10, 11, 12, 13, 14, 15
-# per layer: n_in, n_out, w_off, b_off, kind, levels, p_off, count_off, threshold off (if-conv, diff-conv),
-# carry off, level-table off (diff-conv: [3, levels, n_out] = levels l_i, positive cuts, negative cuts)
-_HEADER, _LSTRIDE = 16, 11
-# float params (dtype): header, then per layer at p_off: thr, decay, current_decay, hard, theta_r,
-# theta_s, theta_v, signed theta_u, then the `levels` thresholds j * V_th (multi-threshold);
-# if-conv: slot 2 = CRPI alpha, slot 4 = v0 (fraction of theta), slot 5 = 1 for fire 'ge' (0: 'gt');
-# diff-conv: slot 2 = CRPI alpha, slot 4 = v0, slot 5 = 1 for signed messages (0: positive only)
-_F_ENC_THR, _F_NEG_HALF, _F_ONE, _F_ZERO, _F_T, _F_HALF = 0, 1, 2, 3, 4, 5
-_FHEADER, _PSTRIDE = 8, 8
-
-
-@njit(cache=True)
-def _diff_step(cu, x0, v, r_in, r_out, em, count, lvt, levels, signed, t, m, sel, flag, oidx, ovals, one,
-               zero):  # pragma: no cover - compiled
-    """One step t (1..T, in the policy dtype) of a diff-conv layer: currents ``cu``, per-neuron state v,
-    r_in, r_out, emitted output ``em`` and event ``count``; level table ``lvt[3, levels, n]`` (l_i, positive
-    cuts, negative cuts); ``m``, ``sel[4, n]`` and ``flag`` are scratch. Writes the events (neuron index,
-    message +-l_i) to ``oidx``/``ovals`` and returns their number::
-
-        d = I_t - I_0;  m = v + d + r_in - r_out
-        o = l_{levels - n+} if n+ = #{i: m >= cut+_i} > 0, else (signed) -l_{levels - n-} if
-            n- = #{i: m <= cut-_i and t r_out >= l_i} > 0, else 0
-        v = m - o;  r_in += d / t;  r_out += o / t
-
-    The levels l_i decrease with i (cut+_i too, cut-_i increase), so the crossed levels are a suffix
-    i >= levels - n: going from the smallest level up and overwriting on each crossing leaves l_{levels - n},
-    the torch reference's choice. Every loop is a branch-free select over the neurons that vectorises: the
-    selects ping-pong between two rows of ``sel`` (a select that keeps the value loaded from the array it
-    stores to becomes a masked store), and each loop touches few arrays (runtime alias checks).
-    """
-    n_out = cu.shape[0]
-    for j in range(n_out):
-        m[j] = v[j] + (cu[j] - x0[j]) + r_in[j] - r_out[j]
-    pos, pos_next, neg, neg_next = sel[0, :n_out], sel[1, :n_out], sel[2, :n_out], sel[3, :n_out]
-    for j in range(n_out):
-        pos[j] = zero
-        neg[j] = zero
-    for k in range(levels):
-        i = levels - 1 - k  # the smallest level first: the largest crossed level is written last
-        li = lvt[0, i]
-        ci = lvt[1, i]
-        for j in range(n_out):
-            lj = li[j]
-            pj = pos[j]
-            pos_next[j] = lj if m[j] >= ci[j] else pj
-        pos, pos_next = pos_next, pos
-        if signed:
-            ni = lvt[2, i]
-            for j in range(n_out):
-                lj = li[j]
-                nj = neg[j]
-                neg_next[j] = -lj if (m[j] <= ni[j]) & (t * r_out[j] >= lj) else nj
-            neg, neg_next = neg_next, neg
-    for j in range(n_out):  # o = pos, else neg; v = m - o; m keeps o from here on
-        pj = pos[j]
-        nj = neg[j]
-        o = pj if pj != zero else nj
-        v[j] = m[j] - o
-        m[j] = o
-    for j in range(n_out):
-        r_in[j] = r_in[j] + (cu[j] - x0[j]) / t
-        r_out[j] = r_out[j] + m[j] / t
-    for j in range(n_out):
-        o = m[j]
-        fired = o != zero
-        em[j] += abs(o)
-        count[j] += one if fired else zero
-        flag[j] = 1 if fired else 0
-    n = 0
-    for j in range(n_out):
-        oidx[n] = j
-        n += flag[j]
-    for q in range(n):
-        ovals[q] = m[oidx[q]]
-    return n
-
-
-@njit(cache=True)
-def _decide(obs, w, fp, meta, work, iwork, counts, out, carry):  # pragma: no cover - compiled
-    """One decision for ``obs[obs_dim]``; writes ``out[act_dim]`` and ``counts`` (and ``carry``, the CRPI
-    state of the if-conv / diff-conv neurons, when ``meta[_H_CARRY]``).
-
-    Returns -1, or the index of the first non-finite observation entry (then nothing is computed).
-    Hot loops index array *views* with range variables only, so LLVM drops the negative-index
-    wraparound checks and vectorises the row accumulations.
-    """
-    T = meta[_H_T]
-    D = meta[_H_OBS]
-    P = meta[_H_POP]
-    L = meta[_H_L]
-    maxn = meta[_H_MAXN]
-    one = fp[_F_ONE]
-    zero = fp[_F_ZERO]
-    fhalf = fp[_F_HALF]
-    # work: x[D] | enc_a[D*P] | enc_v[D*P] | cur, cur0, u, c, u2, sp, em, x0, m [maxn each] | sel [4, maxn]
-    #       | vals [2, T, maxn]
-    x = work[0:D]
-    enc_a = work[D:D + D * P]
-    enc_v = work[D + D * P:D + 2 * D * P]
-    o = D + 2 * D * P
-    cur = work[o:o + maxn]
-    cur0 = work[o + maxn:o + 2 * maxn]
-    st_u = work[o + 2 * maxn:o + 3 * maxn]
-    st_c = work[o + 3 * maxn:o + 4 * maxn]
-    st_u2 = work[o + 4 * maxn:o + 5 * maxn]
-    st_sp = work[o + 5 * maxn:o + 6 * maxn]
-    st_em = work[o + 6 * maxn:o + 7 * maxn]
-    st_x0 = work[o + 7 * maxn:o + 8 * maxn]
-    st_m = work[o + 8 * maxn:o + 9 * maxn]
-    st_sel = work[o + 9 * maxn:o + 13 * maxn].reshape((4, maxn))
-    vals = work[o + 13 * maxn:o + 13 * maxn + 2 * T * maxn].reshape((2, T, maxn))
-    # iwork: idx [2, T, maxn] | cnt [2, T] | flag [maxn]
-    idx = iwork[0:2 * T * maxn].reshape((2, T, maxn))
-    cnt = iwork[2 * T * maxn:2 * T * maxn + 2 * T].reshape((2, T))
-    flag = iwork[2 * T * maxn + 2 * T:2 * T * maxn + 2 * T + maxn]
-
-    for i in range(D):
-        xi = obs[i]
-        if not np.isfinite(xi):
-            return i
-        x[i] = xi
-    if meta[_H_PRE] == 1:
-        for i in range(D):
-            x[i] = np.tanh(x[i])
-
-    src = 0  # ping-pong slot holding the current layer's input spikes
-    direct = meta[_H_ENC] == 1
-    if not direct:
-        thr_e = fp[_F_ENC_THR]
-        neg_half = fp[_F_NEG_HALF]
-        mean = w[meta[_H_MEAN]:meta[_H_MEAN] + D * P]
-        std = w[meta[_H_STD]:meta[_H_STD] + D * P]
-        ecount = counts[meta[_H_ENCCNT]:meta[_H_ENCCNT] + D * P]
-        for i in range(D):
-            s = x[i]
-            for j in range(P):
-                k = i * P + j
-                d = s - mean[k]
-                sd = std[k]
-                enc_a[k] = np.exp(neg_half * (d * d) / (sd * sd))
-                enc_v[k] = zero
-                ecount[k] = zero
-        for t in range(T):
-            for k in range(D * P):
-                v = enc_v[k] + enc_a[k]
-                fired = v > thr_e
-                enc_v[k] = v - thr_e if fired else v
-                ecount[k] += one if fired else zero
-                flag[k] = 1 if fired else 0
-            n = 0
-            eidx = idx[0, t]
-            for k in range(D * P):
-                eidx[n] = k
-                n += flag[k]
-            for q in range(n):
-                vals[0, t, q] = one
-            cnt[0, t] = n
-
-    for layer in range(L):
-        lb = _HEADER + layer * _LSTRIDE
-        n_in = meta[lb]
-        n_out = meta[lb + 1]
-        wt = w[meta[lb + 2]:meta[lb + 2] + n_in * n_out].reshape((n_in, n_out))
-        bias = w[meta[lb + 3]:meta[lb + 3] + n_out]
-        kind = meta[lb + 4]
-        levels = meta[lb + 5]
-        po = meta[lb + 6]
-        lcount = counts[meta[lb + 7]:meta[lb + 7] + n_out]
-        thr = fp[po]
-        lam = fp[po + 1]
-        alpha = fp[po + 2]
-        hard = fp[po + 3] != zero
-        theta_r = fp[po + 4]
-        theta_s = fp[po + 5]
-        theta_v = fp[po + 6]
-        theta_u = fp[po + 7]
-        mthr = fp[po + _PSTRIDE:po + _PSTRIDE + levels]
-        dst = 1 - src
-        u = st_u[:n_out]
-        c = st_c[:n_out]
-        u2 = st_u2[:n_out]
-        sp = st_sp[:n_out]
-        cu = cur[:n_out]
-        cu0 = cur0[:n_out]
-        em = st_em[:n_out]
-        x0 = st_x0[:n_out]
-        for j in range(n_out):
-            u[j] = zero
-            c[j] = zero
-            u2[j] = zero
-            sp[j] = zero
-            em[j] = zero
-            lcount[j] = zero
-        conv = kind == _CONV
-        diff = kind == _DIFF
-        use_carry = (conv or diff) and meta[_H_CARRY] == 1
-        tharr = w[meta[lb + 8]:meta[lb + 8] + n_out]
-        lcarry = carry[meta[lb + 9]:meta[lb + 9] + n_out]
-        ge = fp[po + 5] != zero
-        signed = fp[po + 5] != zero
-        n_lv = levels if diff else 0  # the level table of a diff-conv layer (empty for other kinds)
-        lvt = w[meta[lb + 10]:meta[lb + 10] + 3 * n_lv * n_out].reshape((3, n_lv, n_out))
-        if conv or diff:  # v_0 = v0 theta + c (CRPI carry); c keeps v_0 for the residual
-            v0f = fp[po + 4]
-            for j in range(n_out):
-                v = v0f * tharr[j]
-                if use_carry:
-                    v = v + lcarry[j]
-                u[j] = v
-                c[j] = v
-        analog = direct and layer == 0
-        if diff:  # I_0: 0 for the analog input (sent at step 1 only), b for a hidden layer (o_0 = 0); r_in = I_0
-            for j in range(n_out):
-                x0[j] = zero if analog else bias[j]
-                u2[j] = x0[j]
-        tstep = zero  # the step t = 1..T of a diff-conv layer, in the policy dtype
-        if analog:  # dense input: the same current at every step
-            for j in range(n_out):
-                cu0[j] = bias[j]
-            for i in range(n_in):
-                xi = x[i]
-                row = wt[i]
-                for j in range(n_out):
-                    cu0[j] += xi * row[j]
-        for t in range(T):
-            if analog and diff:  # differential coding: W x + b at step 1 only
-                for j in range(n_out):
-                    cu[j] = cu0[j] if t == 0 else zero
-            elif analog:
-                for j in range(n_out):
-                    cu[j] = cu0[j]
-            else:
-                for j in range(n_out):
-                    cu[j] = bias[j]
-                for q in range(cnt[src, t]):
-                    row = wt[idx[src, t, q]]
-                    val = vals[src, t, q]
-                    if val == one:
-                        for j in range(n_out):
-                            cu[j] += row[j]
-                    else:
-                        for j in range(n_out):
-                            cu[j] += val * row[j]
-            oidx = idx[dst, t]
-            ovals = vals[dst, t]
-            n = 0
-            if kind == _LEAKY or kind == _CLIF:
-                if kind == _CLIF:
-                    for j in range(n_out):
-                        cj = c[j] * alpha + cu[j]
-                        c[j] = cj
-                        cu[j] = cj
-                # branch-free update (vectorises), then a branch-free compaction of the spike indices
-                for j in range(n_out):
-                    h = u[j] * lam + cu[j]
-                    fired = h > thr
-                    u[j] = (zero if hard else h - thr) if fired else h
-                    lcount[j] += one if fired else zero
-                    flag[j] = 1 if fired else 0
-                for j in range(n_out):
-                    oidx[n] = j
-                    n += flag[j]
-                for q in range(n):
-                    ovals[q] = one
-            elif conv:
-                for j in range(n_out):
-                    h = u[j] + cu[j]
-                    th = tharr[j]
-                    fired = (h >= th) if ge else (h > th)
-                    u[j] = h - th if fired else h
-                    lcount[j] += one if fired else zero
-                    flag[j] = 1 if fired else 0
-                for j in range(n_out):
-                    oidx[n] = j
-                    n += flag[j]
-                for q in range(n):
-                    ovals[q] = tharr[oidx[q]]
-            elif diff:
-                tstep += one
-                n = _diff_step(cu, x0, u, u2, sp, em, lcount, lvt, levels, signed, tstep, st_m[:n_out], st_sel,
-                               flag[:n_out], oidx, ovals, one, zero)
-            elif kind == _MULTI:
-                for j in range(n_out):
-                    h = u[j] * lam + cu[j]
-                    k = 0
-                    kf = zero  # k in the policy dtype
-                    while k < levels and h > mthr[k]:
-                        k += 1
-                        kf += one
-                    if k > 0:
-                        oidx[n] = j
-                        ovals[n] = kf
-                        n += 1
-                        lcount[j] += kf
-                        u[j] = zero if hard else h - thr * kf
-                    else:
-                        u[j] = h
-            else:  # DN (MDC-SAN): state v (u), u (u2), c, s_prev (sp)
-                for j in range(n_out):
-                    cj = c[j] * alpha + cu[j]
-                    s = sp[j]
-                    v = u[j] * (one - s) + theta_r * s
-                    uu = u2[j] + theta_s * s
-                    dv = v * v - v - uu + cj
-                    du = theta_v * v + theta_u * uu
-                    v = v + dv
-                    uu = uu + du
-                    c[j] = cj
-                    u[j] = v
-                    u2[j] = uu
-                    if v > thr:
-                        oidx[n] = j
-                        ovals[n] = one
-                        n += 1
-                        lcount[j] += one
-                        sp[j] = one
-                    else:
-                        sp[j] = zero
-            cnt[dst, t] = n
-        if use_carry:  # CRPI: c = clip(alpha max(v_T - v_0, -theta N), -theta/2, theta/2)
-            for j in range(n_out):
-                th = tharr[j]
-                r = u[j] - c[j]
-                floor_ = -th * (em[j] / th if diff else lcount[j])  # diff: N = sum_t |o_t| / theta
-                cv = alpha * (r if r > floor_ else floor_)
-                half = th * fhalf
-                if cv > half:
-                    cv = half
-                elif cv < -half:
-                    cv = -half
-                lcarry[j] = cv
-        src = dst
-
-    # decoder: rate = count / T;  a_k = tanh(sum_j w_kj rate_kj + b_k)
-    A = meta[_H_ACT]
-    DP = meta[_H_DPOP]
-    llb = _HEADER + (L - 1) * _LSTRIDE
-    ocount = counts[meta[llb + 7]:]
-    dw = w[meta[_H_DECW]:meta[_H_DECW] + A * DP]
-    db = w[meta[_H_DECB]:meta[_H_DECB] + A]
-    tf = fp[_F_T]
-    if meta[_H_READ] == 1:  # linear readout of a converted policy: r_j = theta_j count_j / T over all j
-        lth = w[meta[llb + 8]:meta[llb + 8] + DP]
-        if meta[llb + 4] == _DIFF:  # differential coding: r_j = sum_t o_jt / t, the last layer's r_out
-            for j in range(DP):
-                st_u[j] = st_sp[j]
-        else:
-            for j in range(DP):
-                st_u[j] = lth[j] * ocount[j] / tf
-        for k in range(A):
-            acc = zero
-            for j in range(DP):
-                acc += st_u[j] * dw[k * DP + j]
-            out[k] = np.tanh(acc + db[k])
-        return -1
-    for k in range(A):
-        acc = zero
-        for j in range(DP):
-            acc += ocount[k * DP + j] / tf * dw[k * DP + j]
-        out[k] = np.tanh(acc + db[k])
-    return -1
-
-
-@njit(cache=True)
-def _decide_batch(obs, w, fp, meta, work, iwork, counts, out, keep_counts, carry):  # pragma: no cover
-    """``_decide`` for each row of ``obs[B, obs_dim]`` (``carry[B, n]``, or one dummy row when not carried);
-    returns -1 or the flat index of a non-finite entry."""
-    D = obs.shape[1]
-    per_row = carry.shape[0] == obs.shape[0]
-    for b in range(obs.shape[0]):
-        r = _decide(obs[b], w, fp, meta, work, iwork, counts[b if keep_counts else 0], out[b],
-                    carry[b if per_row else 0])
-        if r >= 0:
-            return b * D + r
-    return -1
 
 
 class CompiledPolicy:
@@ -448,7 +65,7 @@ class CompiledPolicy:
         self.count_names = list(count_names)
         self._count_sizes = list(count_sizes)
         self._counts = np.zeros((1, sum(count_sizes)), dtype=self.dtype)
-        self.carry_size = int(carry_size) if meta[_H_CARRY] == 1 else 0
+        self.carry_size = int(carry_size) if meta[H_CARRY] == 1 else 0
         self._dummy = np.zeros((1, 1), dtype=self.dtype)
         self._carry: np.ndarray | None = None
         self(np.zeros(obs_dim, dtype=self.dtype))  # warm-up: compile or load from the on-disk cache
@@ -515,11 +132,11 @@ class CompiledPolicy:
         obs = self._prepare(obs)
         if obs.ndim == 1:
             out = np.empty(self.act_dim, dtype=self.dtype)
-            status = _decide(obs, self._w, self._fp, self._meta, self._work, self._iwork, self._counts[0], out,
+            status = decide(obs, self._w, self._fp, self._meta, self._work, self._iwork, self._counts[0], out,
                              self._carry_rows(1)[0])
         else:
             out = np.empty((obs.shape[0], self.act_dim), dtype=self.dtype)
-            status = _decide_batch(obs, self._w, self._fp, self._meta, self._work, self._iwork, self._counts,
+            status = decide_batch(obs, self._w, self._fp, self._meta, self._work, self._iwork, self._counts,
                                    out, False, self._carry_rows(obs.shape[0]))
         if status >= 0:
             self._raise_not_finite(obs)
@@ -541,7 +158,7 @@ class CompiledPolicy:
             obs = obs[None]
         counts = np.zeros((obs.shape[0], self._counts.shape[1]), dtype=self.dtype)
         out = np.empty((obs.shape[0], self.act_dim), dtype=self.dtype)
-        if _decide_batch(obs, self._w, self._fp, self._meta, self._work, self._iwork, counts, out, True,
+        if decide_batch(obs, self._w, self._fp, self._meta, self._work, self._iwork, counts, out, True,
                          self._carry_rows(obs.shape[0])) >= 0:
             self._raise_not_finite(obs)
         result, start = {}, 0
@@ -561,32 +178,32 @@ def _kernel_params(name: str, p: dict, index: int) -> tuple[int, int, list[float
         levels = p.get("levels")
         if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
             raise ValueError(f"layer {index} (diff-conv) needs an integer levels >= 1, got {levels!r}")
-        return _DIFF, int(levels), [0.0, 1.0, float(p.get("alpha", 0.0)), 0.0, float(p["v0"]),
+        return DIFF, int(levels), [0.0, 1.0, float(p.get("alpha", 0.0)), 0.0, float(p["v0"]),
                                     1.0 if p["signed"] else 0.0, 0.0, 0.0]
     if name == "if-conv":
         if p.get("reset", "soft") != "soft" or p.get("fire") not in ("ge", "gt"):
             raise ValueError(f"layer {index} (if-conv) needs reset 'soft' and fire 'ge' or 'gt', got "
                              f"reset={p.get('reset')!r}, fire={p.get('fire')!r}")
-        return _CONV, 0, [0.0, 1.0, float(p.get("alpha", 0.0)), 0.0, float(p["v0"]),
+        return CONV, 0, [0.0, 1.0, float(p.get("alpha", 0.0)), 0.0, float(p["v0"]),
                           1.0 if p["fire"] == "ge" else 0.0, 0.0, 0.0]
     thr = float(p["threshold"])
     hard = 1.0 if p.get("reset", "hard") == "hard" else 0.0
     params = [thr, 1.0, 0.0, hard, 0.0, 0.0, 0.0, 0.0]
-    kind, levels = _LEAKY, 0
+    kind, levels = LEAKY, 0
     if name == "clif":
-        kind = _CLIF
+        kind = CLIF
         params[1], params[2] = float(p["decay"]), float(p["current_decay"])
     elif name in ("lif", "plif"):
         params[1] = float(p["decay"])
     elif name == "if":
         pass
     elif name == "dn":
-        kind = _DN
+        kind = DN
         tu = float(p["theta_u"]) if p["u_sign"] == "+" else -float(p["theta_u"])
         params[2] = float(p["current_decay"])
         params[4:8] = [float(p["theta_r"]), float(p["theta_s"]), float(p["theta_v"]), tu]
     elif name == "multi-threshold":
-        kind, levels = _MULTI, int(p["levels"])
+        kind, levels = MULTI, int(p["levels"])
         params[1] = float(p["decay"])
         params += [float(j * thr) for j in range(1, levels + 1)]
     else:
@@ -638,14 +255,15 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
         return start
 
     D, T, L = int(spec.obs_dim), int(spec.T), len(spec.layers)
-    meta = np.zeros(_HEADER + _LSTRIDE * L, dtype=np.int64)
+    meta = np.zeros(HEADER + LSTRIDE * L, dtype=np.int64)
+    # float header: F_ENC_THR, F_NEG_HALF, F_ONE, F_ZERO, F_T, F_HALF, two unused slots
     fp: list[float] = [0.999, -0.5, 1.0, 0.0, float(T), 0.5, 0.0, 0.0]
     count_names: list[str] = []
     count_sizes: list[int] = []
     count_off = 0
     if enc_kind == 0:
-        meta[_H_MEAN], meta[_H_STD] = put(np.asarray(spec.encoder_mean)), put(np.asarray(spec.encoder_std))
-        meta[_H_ENCCNT] = 0
+        meta[H_MEAN], meta[H_STD] = put(np.asarray(spec.encoder_mean)), put(np.asarray(spec.encoder_std))
+        meta[H_ENCCNT] = 0
         count_names.append("encoder")
         count_sizes.append(D * pop)
         count_off = D * pop
@@ -662,7 +280,7 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
     carry_off = 0
     for index, layer in enumerate(spec.layers):
         kind, levels, params = _kernel_params(layer.neuron, layer.params, index)
-        if (kind in (_CONV, _DIFF)) != linear:
+        if (kind in (CONV, DIFF)) != linear:
             raise ValueError(f"compile_policy: layer {index} ({layer.neuron}): if-conv / diff-conv layers need "
                              "readout 'linear' and a linear readout needs if-conv or diff-conv layers")
         weight = np.asarray(layer.weight)
@@ -670,15 +288,15 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
         if n_in != sizes[-1]:
             raise ValueError(f"compile_policy: layer {index} takes {n_in} inputs but receives {sizes[-1]}")
         th_off = lv_off = 0
-        if kind in (_CONV, _DIFF):
+        if kind in (CONV, DIFF):
             theta = getattr(layer, "threshold", None)
             if theta is None or np.asarray(theta).shape != (n_out,):
                 raise ValueError(f"compile_policy: layer {index} ({layer.neuron}) needs threshold[{n_out}]")
             th_off = put(np.asarray(theta))
-        if kind == _DIFF:
+        if kind == DIFF:
             lv_off = put(diff_level_table(np.asarray(layer.threshold), levels, dtype))
-        lb = _HEADER + index * _LSTRIDE
-        meta[lb:lb + _LSTRIDE] = [n_in, n_out, put(weight.T), put(np.asarray(layer.bias)), kind, levels, len(fp),
+        lb = HEADER + index * LSTRIDE
+        meta[lb:lb + LSTRIDE] = [n_in, n_out, put(weight.T), put(np.asarray(layer.bias)), kind, levels, len(fp),
                                   count_off, th_off, carry_off if carried else 0, lv_off]
         fp += params
         count_off += n_out
@@ -691,16 +309,16 @@ def pack_policy(spec, dtype: type | np.dtype = np.float32) -> CompiledPolicy:
     act_dim, dec_pop = dec_w.shape
     if linear and dec_pop != sizes[-1]:
         raise ValueError(f"compile_policy: the linear readout reads {dec_pop} inputs, the last layer has {sizes[-1]}")
-    meta[_H_READ], meta[_H_CARRY] = (1 if linear else 0), (1 if carried else 0)
-    meta[_H_DECW], meta[_H_DECB] = put(dec_w), put(np.asarray(spec.decoder_bias))
+    meta[H_READ], meta[H_CARRY] = (1 if linear else 0), (1 if carried else 0)
+    meta[H_DECW], meta[H_DECB] = put(dec_w), put(np.asarray(spec.decoder_bias))
     maxn = max(sizes)
-    meta[[_H_T, _H_ENC, _H_PRE, _H_OBS, _H_POP, _H_L, _H_ACT, _H_DPOP, _H_MAXN]] = [
+    meta[[H_T, H_ENC, H_PRE, H_OBS, H_POP, H_L, H_ACT, H_DPOP, H_MAXN]] = [
         T, enc_kind, 1 if spec.preprocess == "tanh" else 0, D, pop, L, act_dim, dec_pop, maxn,
     ]
     w = np.concatenate(chunks)
-    work_size = D + 2 * D * pop + 13 * maxn + 2 * T * maxn
+    work_size, iwork_size = work_sizes(D, pop, maxn, T)
     return CompiledPolicy(
         obs_dim=D, act_dim=int(act_dim), T=T, dtype=dtype, w=w, fp=np.asarray(fp, dtype=dtype), meta=meta,
-        work_size=work_size, iwork_size=2 * T * maxn + 2 * T + maxn, count_names=count_names, count_sizes=count_sizes,
+        work_size=work_size, iwork_size=iwork_size, count_names=count_names, count_sizes=count_sizes,
         carry_size=carry_off if carried else 0,
     )
