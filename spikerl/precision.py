@@ -75,14 +75,20 @@ def check_precision(precision: str, device: str | torch.device = "cpu") -> None:
                          f"bf16-capable GPU), but {where}; use precision 'float32'")
 
 
+def _bf16_linear(x16: torch.Tensor, weight_bf16: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """float32 fl(x16 W16^T) + b for a 2-D bfloat16 ``x16`` (the GEMM's bf16 result widened, then the bias added
+    in place: cheaper on CPU than one mixed-dtype add)."""
+    out = torch.mm(x16, weight_bf16.t()).float()
+    return out if bias is None else out.add_(bias)
+
+
 class _Bf16Linear(torch.autograd.Function):
     """y = bf16(x) W16^T + b with float32 input, output and gradients (equations in the module docstring)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, weight_bf16):  # type: ignore[override]
         x16 = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
-        y16 = torch.mm(x16, weight_bf16.t())
-        out = y16.float() if bias is None else torch.add(y16, bias)  # bf16 + float32 -> float32, one pass
+        out = _bf16_linear(x16, weight_bf16, bias)
         ctx.save_for_backward(x16 if ctx.needs_input_grad[1] else None, weight_bf16)
         ctx.x_shape = x.shape
         return out.reshape(*x.shape[:-1], weight_bf16.shape[0])
@@ -151,6 +157,9 @@ class Bf16Linear(nn.Linear):
             return F.linear(x, self.weight, self.bias)
         if self.weight_bf16 is None or self.weight_bf16.device != self.weight.device:
             self.refresh()
+        if not torch.is_grad_enabled():  # no graph to record: the forward alone
+            y = _bf16_linear(x.reshape(-1, x.shape[-1]).to(torch.bfloat16), self.weight_bf16, self.bias)
+            return y.reshape(*x.shape[:-1], self.out_features)
         return _Bf16Linear.apply(x, self.weight, self.bias, self.weight_bf16)
 
     def extra_repr(self) -> str:
