@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from spikerl.agents.evaluation_hooks import run_episodes
-from spikerl.agents.training import EVAL_SEED_OFFSET, RunError, _write_json, load_run_model
+from spikerl.agents.training import EVAL_SEED_OFFSET, MODEL_FILE, RunError, _write_json, load_run_model
 from torch import nn
 
 from spikerl.conversion import ConversionSpec, SpikingModel, convert_actor
@@ -67,11 +68,14 @@ def convert_run(run_dir: str | os.PathLike[str], spec: ConversionSpec, calib_ste
     """Convert a trained ANN run's actor; returns (converted-policy directory, SpikingModel).
 
     ``out`` defaults to ``RUN_DIR/converted/<method>-T<T>[-crpi<alpha>]``; ``calib_seed`` to the run's
-    seed + 200. RunError for a spiking run or an unloadable model."""
+    seed + 200. RunError for a spiking run or an unloadable model; a warning when the run has no final model and
+    its newest checkpoint is converted."""
     from spikerl.agents.policies import snn_or_none
 
     run_dir = Path(run_dir)
     model, cfg, source = load_run_model(run_dir)
+    if source != MODEL_FILE:
+        warnings.warn(f"{run_dir}: converting {source}", stacklevel=2)
     if snn_or_none(model.actor) is not None:
         raise RunError(f"{run_dir} trained a spiking actor ({cfg.policy}, neuron {getattr(cfg.actor, 'neuron', '?')}); "
                        "spikerl convert converts ANN actors (presets td3-ann, sac-ann); export a spiking run with "

@@ -422,7 +422,8 @@ def load_run_config(run_dir: str | Path) -> Config:
         missing = [f"{key}={value}" for key, value in SAVED_RUN_DEFAULTS.items() if key not in saved]
         return load_config(path, missing)
     except ConfigError as err:
-        raise RunError(f"{path}: {err}") from None
+        # an error about the file itself (not YAML, not UTF-8) already starts with its path
+        raise RunError(str(err) if str(err).startswith(f"{path}:") else f"{path}: {err}") from None
 
 
 def resume_run(run_dir: str | Path, *, progress: bool = False, console: Any = None,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
+import warnings
 from typing import Any
 
 from spikerl.cli import CLIError
-from spikerl.cli.args import default_threads
+from spikerl.cli.args import default_threads, existing_dir, os_error_line
 from spikerl.cli.args import positive_int as _positive
+from spikerl.cli.args import seed as _seed
 from spikerl.cli.threads import set_torch_threads
 
 EPILOG = """examples:
@@ -46,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.5, metavar="A", help="CRPI scale in [0, 1] (default 0.5)")
     p.add_argument("--calib-steps", type=_positive, default=10000, metavar="N",
                    help="env steps of deterministic ANN rollouts for threshold calibration (default 10000)")
-    p.add_argument("--calib-seed", type=int, metavar="S", help="calibration env seed (default: the run's seed + 200)")
+    p.add_argument("--calib-seed", type=_seed, metavar="S",
+                   help="calibration env seed, 0 to 2**32 - 1 (default: the run's seed + 200)")
     p.add_argument("--granularity", choices=("layer", "channel", "neuron"), default="neuron",
                    help="one threshold per layer or per neuron (default: neuron, as CRPI)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: RUN_DIR/converted/<method>-T<T>"
@@ -91,9 +94,7 @@ def build_spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise CLIError(f"run directory {run_dir} does not exist")
+    run_dir = existing_dir(args.run_dir)
     spec = build_spec(args)
 
     from spikerl.agents.conversion import convert_run
@@ -101,12 +102,22 @@ def run(args: argparse.Namespace) -> int:
 
     set_torch_threads(args.threads)
     try:
-        path, snn = convert_run(run_dir, spec, calib_steps=args.calib_steps, out=args.out, calib_seed=args.calib_seed)
+        with warnings.catch_warnings():  # e.g. converting the newest checkpoint of an unfinished run: one line each
+            warnings.showwarning = _warning_line
+            path, snn = convert_run(run_dir, spec, calib_steps=args.calib_steps, out=args.out,
+                                    calib_seed=args.calib_seed)
     except RunError as err:
         raise CLIError(str(err)) from None
     except (ValueError, ImportError) as err:
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    except OSError as err:  # --out (or RUN_DIR) a folder that cannot be written
+        raise CLIError(os_error_line(err)) from None
     carry = f", CRPI carry alpha={spec.alpha:g}" if spec.carry else ""
     print(f"converted {run_dir} ({spec.method}, T={spec.T}{carry}, {len(snn.site_names)} spiking layers, "
           f"thresholds per {spec.granularity}, calibrated on {args.calib_steps} ANN steps) -> {path}")
     return 0
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    print(f"spikerl convert: warning: {str(message).splitlines()[0]}", file=sys.stderr)

@@ -8,8 +8,9 @@ import warnings
 from pathlib import Path
 
 from spikerl.cli import CLIError
-from spikerl.cli.args import default_threads
+from spikerl.cli.args import default_threads, existing_dir, os_error_line
 from spikerl.cli.args import positive_int as _positive
+from spikerl.cli.args import seed as _seed
 from spikerl.cli.threads import set_torch_threads
 
 
@@ -28,16 +29,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", action="store_true",
                    help="record every episode to RUN_DIR/videos/*.mp4 (or BUNDLE/videos; headless, MUJOCO_GL=egl; "
                    "needs moviepy; not for converted policies)")
-    p.add_argument("--seed", type=int, metavar="S", help="env seed (default: the run's seed + 100)")
+    p.add_argument("--seed", type=_seed, metavar="S", help="env seed, 0 to 2**32 - 1 (default: the run's seed + 100)")
     p.add_argument("--quiet", action="store_true", help="print only the result line")
     p.add_argument("--threads", type=int, default=default_threads(), metavar="N",
                    help="torch CPU threads (default: $SPIKERL_NUM_THREADS or 1)")
 
 
 def run(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise CLIError(f"run directory {run_dir} does not exist")
+    run_dir = existing_dir(args.run_dir)
     kind = _folder_kind(run_dir)
     if kind == "bundle":
         return _run_bundle(args, run_dir)
@@ -64,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     except (ValueError, ImportError) as err:  # env problems, missing moviepy/MuJoCo
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    except OSError as err:  # evaluation.json or videos/ in a folder that cannot be written
+        raise CLIError(os_error_line(err)) from None
     _report(args, result, f"model {result['model']}", run_dir)
     return 0
 
@@ -97,7 +98,9 @@ def _run_converted(args: argparse.Namespace, path: Path) -> int:
     set_torch_threads(args.threads)
     try:
         result = evaluate_converted(path, episodes=args.episodes, seed=args.seed)
-    except (ValueError, ImportError, OSError) as err:
+    except OSError as err:  # an unreadable converted policy, or evaluation.json in a folder that cannot be written
+        raise CLIError(os_error_line(err, None)) from None
+    except (ValueError, ImportError) as err:
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     _report(args, result, result["model"], path)
     return 0
@@ -115,6 +118,8 @@ def _run_bundle(args: argparse.Namespace, bundle: Path) -> int:
             result = evaluate_bundle(bundle, episodes=args.episodes, seed=args.seed, video=args.video)
     except (ValueError, ImportError) as err:  # bad bundle (BundleError), env problems, missing moviepy
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+    except OSError as err:  # evaluation.json or videos/ in a folder that cannot be written
+        raise CLIError(os_error_line(err)) from None
     _report(args, result, f"bundle {bundle}, runtime spikerl.runtime", bundle)
     return 0
 
@@ -135,7 +140,9 @@ def _run_c_export(args: argparse.Namespace, path: Path) -> int:
 
     try:
         result = evaluate_c_export(path, episodes=args.episodes, seed=args.seed)
-    except (ValueError, ImportError, OSError) as err:  # no compiler, bad export, env problems
+    except OSError as err:  # no compiler, or evaluation.json in a folder that cannot be written
+        raise CLIError(os_error_line(err, None)) from None
+    except (ValueError, ImportError) as err:  # bad export, env problems
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     _report(args, result, f"{result['runtime']}", path)
     return 0

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from spikerl.cli import CLIError
+from spikerl.cli.args import existing_dir, os_error_line
 
 EPILOG = """formats:
   bundle  RUN_DIR/bundle: weights.npz + manifest.json, run with spikerl.runtime.load_policy (NumPy + Numba,
@@ -40,9 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise CLIError(f"run directory {run_dir} does not exist")
+    run_dir = existing_dir(args.run_dir)
     if args.format == "c":
         return _run_c(args, run_dir)
     if args.precision != "float32" or args.calib:
@@ -53,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = export_run(run_dir, args.format, args.out)
     except (RunError, ValueError, ImportError) as err:
-        raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+        raise CLIError(_first_line(err)) from None
+    except OSError as err:  # --out (or RUN_DIR) a folder that cannot be written
+        raise CLIError(os_error_line(err)) from None
     print(f"exported {args.format} -> {path}")
     return 0
 
@@ -77,7 +78,9 @@ def _run_c(args: argparse.Namespace, source: Path) -> int:
     try:
         path = export_c(source, args.precision, args.out, calib=calib, check_episodes=max(args.check_episodes, 0))
     except (RunError, ValueError, ImportError) as err:
-        raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
+        raise CLIError(_first_line(err)) from None
+    except OSError as err:  # --out (or RUN_DIR) a folder that cannot be written
+        raise CLIError(os_error_line(err)) from None
     meta = json.loads((path / META_FILE).read_text())
     flash = meta["flash_bytes"]
     print(f"exported c ({args.precision}) -> {path} (spikerl_policy.h, spikerl_policy.c; weights {flash['weights']} "
@@ -96,3 +99,8 @@ def _run_c(args: argparse.Namespace, source: Path) -> int:
                   f"{loop['float_runtime']['mean_return']:.2f} ± {loop['float_runtime']['std_return']:.2f}, int8 C "
                   f"{loop['int8_c']['mean_return']:.2f} ± {loop['int8_c']['std_return']:.2f}{ratio}")
     return 0
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

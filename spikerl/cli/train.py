@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spikerl.cli import CLIError
-from spikerl.cli.args import default_threads
+from spikerl.cli.args import default_threads, existing_dir, step_count
 from spikerl.cli.threads import set_torch_threads
 
 if TYPE_CHECKING:  # spikerl.config imports torch; `spikerl --help` does not
@@ -30,21 +30,6 @@ EPILOG = """examples:
 blocks: actor.*, critic.*, proxy.*, eval.*, checkpoint.*, action_noise.*); values are YAML scalars or
 lists ([64, 64]). Put --set after the config name.
 """
-
-
-def _count(text: str) -> int:
-    """Step counts accept 20000, 2e4, 20_000 and 20k."""
-    t = text.strip().lower().replace("_", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
-    t = t[:-1] if scale != 1 else t
-    try:
-        value = float(t) * scale
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive step count such as 20000 or 2e4, got {text!r}"
-                                         ) from None
-    if not value.is_integer() or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole step count, got {text!r}")
-    return int(value)
 
 
 def _preset_names() -> list[str]:
@@ -65,11 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", metavar="PRESET_OR_YAML",
                    help="a preset name (td3-proxy-lif, td3-ann, sac-lif, ...) or the path of a YAML config")
     p.add_argument("--env", metavar="ID", help="Gymnasium env id (sets env=ID), e.g. Hopper-v5")
-    p.add_argument("--steps", type=_count, metavar="N", help="training env steps (sets total_timesteps=N)")
+    p.add_argument("--steps", type=step_count, metavar="N", help="training env steps (sets total_timesteps=N)")
     p.add_argument("--seed", type=int, metavar="S", help="random seed (sets seed=S)")
     p.add_argument("--run-dir", metavar="DIR",
                    help="run directory (default runs/<preset>-<env>-s<seed>-<YYYYmmdd-HHMMSS>)")
-    p.add_argument("--checkpoint-every", type=_count, metavar="N",
+    p.add_argument("--checkpoint-every", type=step_count, metavar="N",
                    help="env steps between checkpoints (sets checkpoint.every=N)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="dotted config overrides, e.g. learning_starts=1000 actor.T=8 proxy.lr=3e-3")
@@ -140,8 +125,13 @@ def _sigterm_as_interrupt() -> Iterator[list[int]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from spikerl.config import ConfigError, load_config
+    from spikerl.config import ConfigError, check_device_available, load_config
+    from spikerl.lifeline import ParentGoneError, die_with_parent_from_env
 
+    try:
+        die_with_parent_from_env()  # a trainer started by spikerl sweep does not outlive it
+    except ParentGoneError as err:
+        raise CLIError(str(err)) from None
     if args.resume:
         given = [f for f, v in (("PRESET_OR_YAML", args.config), ("--env", args.env), ("--steps", args.steps),
                                 ("--seed", args.seed), ("--run-dir", args.run_dir),
@@ -149,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
                                 ("--overwrite", args.overwrite)) if v]
         if given:
             raise CLIError(f"--resume continues a run with its saved config.yaml; drop {', '.join(given)}")
+        existing_dir(args.resume)
         cfg = None
     else:
         if not args.config:
@@ -156,6 +147,7 @@ def _run(args: argparse.Namespace) -> int:
                            "or --resume RUN_DIR")
         try:
             cfg = load_config(args.config, _overrides(args))
+            check_device_available(cfg.device)
         except ConfigError as err:
             raise CLIError(str(err)) from None
 

@@ -11,11 +11,13 @@ defaults, and returns the resolved :class:`Config` (read as ``cfg.actor.hidden``
 - :mod:`spikerl.config.values`: the value types of keys and the words that describe them;
 - :mod:`spikerl.config.schema`: one model per block, :class:`TD3Config` and :class:`SACConfig`;
 - :mod:`spikerl.config.loading`: presets, YAML files, overrides, :class:`ConfigError`;
+- :mod:`spikerl.config.device`: whether a config's ``device`` exists on this machine (checked before training);
 - :mod:`spikerl.config.reference`: the key reference of the docs, rendered from the models.
 
 This package is part of the core: it imports neither Stable-Baselines3 nor Gymnasium.
 """
 
+from spikerl.config.device import check_device_available
 from spikerl.config.loading import (
     ConfigError,
     dump_config,
@@ -43,6 +45,6 @@ from spikerl.config.schema import (
 )
 
 __all__ = ["ActionNoiseSettings", "AnnActorSettings", "CheckpointSettings", "Config", "ConfigError", "CriticSettings",
-           "EvalSettings", "ProxySettings", "SACConfig", "SnnActorSettings", "TD3Config", "Variant", "config_model",
-           "dump_config", "list_presets", "load_config", "load_raw", "parse_override", "preset_path",
-           "reference_markdown", "resolve"]
+           "EvalSettings", "ProxySettings", "SACConfig", "SnnActorSettings", "TD3Config", "Variant",
+           "check_device_available", "config_model", "dump_config", "list_presets", "load_config", "load_raw",
+           "parse_override", "preset_path", "reference_markdown", "resolve"]

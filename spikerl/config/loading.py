@@ -63,17 +63,31 @@ def load_raw(source: str | Path) -> tuple[dict[str, Any], str]:
     else:
         name = str(source)
         path = preset_path(name)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    data = yaml_file(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a YAML mapping of keys to values, got {type(data).__name__}")
     return data, name
+
+
+def yaml_file(path: Path) -> Any:
+    """The YAML document in ``path``; a file that is not UTF-8 text or not valid YAML is a one-line
+    :class:`ConfigError` naming the file and the line or byte."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a YAML text file (byte 0x{err.object[err.start]:02x} at offset {err.start} "
+                          "is not UTF-8)") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it ({err.strerror or type(err).__name__})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
 
 
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:

@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 import spikerl.precision as mixed_precision
 from spikerl.coding import PREPROCESS
 from spikerl.config.values import (
+    MAX_TIMESTEPS,
     Device,
     EntropyCoefficient,
     Flag,
@@ -169,7 +170,7 @@ class Config(Variant, Generic[ActorT]):
 
     env: Text = Field("Hopper-v5", description="Gymnasium environment id")
     env_kwargs: Kwargs = Field({}, description="keyword arguments for gymnasium.make")
-    total_timesteps: integer(1) = Field(1_000_000, description="environment steps to train for")
+    total_timesteps: integer(1, MAX_TIMESTEPS) = Field(1_000_000, description="environment steps to train for")
     seed: integer(0) = Field(0, description="random seed (torch, numpy, env)")
     device: Device = Field("auto", description="torch device")
     precision: choice(*mixed_precision.PRECISIONS) = Field(

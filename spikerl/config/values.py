@@ -42,9 +42,30 @@ def _yaml_number(value: Any) -> Any:
     return value
 
 
-def integer(minimum: int) -> Any:
-    """An integer >= ``minimum``; integral floats (``2e5``) are accepted."""
-    return Annotated[int, BeforeValidator(_yaml_number), Field(ge=minimum), Expect(f"an integer >= {minimum}")]
+#: the most environment steps a run may train for (a bound that catches a typo such as ``1e100`` up front)
+MAX_TIMESTEPS = 10**9
+
+
+def integer(minimum: int, maximum: int | None = None) -> Any:
+    """An integer >= ``minimum`` (and <= ``maximum`` when given); integral floats (``2e5``) are accepted."""
+    text = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
+    return Annotated[int, BeforeValidator(_yaml_number), Field(ge=minimum, le=maximum), Expect(text)]
+
+
+def step_count(value: str | int | float) -> int:
+    """A step count written as ``20000``, ``2e4``, ``20_000``, ``20k`` or ``1.5M``: a whole number in
+    [1, ``MAX_TIMESTEPS``] (``ValueError`` naming the value and the range otherwise)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole step count from 1 to {MAX_TIMESTEPS} (1e9), got {value!r}")
+    text = str(value).strip().lower().replace("_", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    try:
+        count = float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        raise ValueError(f"expected a step count such as 20000, 2e4 or 20k, got {value!r}") from None
+    if not count.is_integer() or not 1 <= count <= MAX_TIMESTEPS:
+        raise ValueError(f"expected a whole step count from 1 to {MAX_TIMESTEPS} (1e9), got {value!r}")
+    return int(count)
 
 
 def number(*, gt: float | None = None, ge: float | None = None, le: float | None = None) -> Any:

@@ -39,11 +39,12 @@ def test_input_errors_in_process(argv, needle, tmp_path, capsys, monkeypatch) ->
     assert not (tmp_path / "runs").exists()
 
 
-def test_bad_step_count_is_an_argparse_error(capsys) -> None:
+@pytest.mark.parametrize("text", ["1.5", "0", "1e100", "1.5e9", "nan", "inf", "-3"])
+def test_bad_step_count_is_an_argparse_error(text, capsys) -> None:
     with pytest.raises(SystemExit) as info:
-        run_cli(capsys, "train", "td3-ann", "--steps", "1.5")
+        run_cli(capsys, "train", "td3-ann", "--steps", text)
     assert info.value.code == 2
-    assert "expected a positive whole step count, got '1.5'" in capsys.readouterr().err
+    assert f"expected a whole step count from 1 to 1000000000 (1e9), got '{text}'" in capsys.readouterr().err
 
 
 def test_existing_run_dir_is_not_overwritten(tmp_path, capsys) -> None:
@@ -65,8 +66,8 @@ def test_existing_run_dir_is_not_overwritten(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize("text, value", [("20000", 20000), ("2e4", 20000), ("20k", 20000), ("1_000", 1000),
-                                         ("1.5M", 1_500_000)])
+                                         ("1.5M", 1_500_000), ("1e9", 1_000_000_000)])
 def test_step_counts_accept_common_spellings(text: str, value: int) -> None:
-    from spikerl.cli.train import _count
+    from spikerl.cli.args import step_count
 
-    assert _count(text) == value
+    assert step_count(text) == value
