@@ -11,6 +11,10 @@
 Critics stay SB3's ANN ``ContinuousCritic``. The actor sees raw observations (SB3's FlattenExtractor
 only flattens a Box); the spiking actor squashes them itself (``preprocess="tanh"``). Membrane state
 starts from rest at every forward call, so the policy is stateless between decisions.
+
+Every policy here checks its arguments at construction (``net_arch`` and the spiking-actor settings: a
+``ValueError`` naming the argument) and refuses a NaN or infinite observation in ``predict``, as the
+torch-free runtime does.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
@@ -37,16 +42,81 @@ SNN_KWARG_NAMES = ("neuron", "T", "neuron_kwargs", "encoder", "pop_dim", "decode
                    "mean_range", "pop_std")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"policy_kwargs {name}: expected an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"policy_kwargs {name}: expected a name (a non-empty string), got {value!r}")
+    return value
+
+
+def check_net_arch(net_arch: Any) -> None:
+    """``net_arch``: None, a list of layer sizes (each an integer >= 1) for actor and critic, or a dict with the
+    lists ``pi`` (actor) and ``qf`` (critic). ``ValueError`` naming the entry otherwise."""
+    if net_arch is None:
+        return
+    if isinstance(net_arch, dict):
+        if set(net_arch) != {"pi", "qf"}:
+            raise ValueError(f"policy_kwargs net_arch: a dict needs exactly the keys pi (actor) and qf (critic), "
+                             f"got {sorted(map(str, net_arch))}")
+        parts = [(f"net_arch['{key}']", net_arch[key]) for key in ("pi", "qf")]
+    else:
+        parts = [("net_arch", net_arch)]
+    for name, sizes in parts:
+        if not isinstance(sizes, list | tuple) or not all(_is_int(v) and v >= 1 for v in sizes):
+            raise ValueError(f"policy_kwargs {name}: expected a list of layer sizes, each an integer >= 1, such as "
+                             f"[256, 256], got {sizes!r}")
+
+
 def snn_kwargs(neuron: str = "lif", T: int = 5, neuron_kwargs: dict[str, Any] | None = None,
                encoder: str = "pop", pop_dim: int = 10, decoder_pop_dim: int = 10, preprocess: str = "tanh",
                mean_range: tuple[float, float] | list[float] = (-1.0, 1.0),
                pop_std: float = math.sqrt(0.05)) -> dict[str, Any]:
-    """The spiking-actor settings as plain values (what save/load stores)."""
+    """The spiking-actor settings, checked (``ValueError`` naming the first bad one), as plain values (what
+    save/load stores). Counts must be integers: ``T=2.5`` or ``T="5"`` is refused, not rounded or parsed."""
+    if neuron_kwargs is not None and not isinstance(neuron_kwargs, dict):
+        raise ValueError(f"policy_kwargs neuron_kwargs: expected a dict of neuron parameters, got {neuron_kwargs!r}")
+    if (not isinstance(mean_range, list | tuple) or len(mean_range) != 2 or not all(map(_is_number, mean_range))
+            or not all(map(math.isfinite, mean_range)) or not mean_range[0] < mean_range[1]):
+        raise ValueError(f"policy_kwargs mean_range: expected two finite numbers (low, high) with low < high, "
+                         f"got {mean_range!r}")
+    if not _is_number(pop_std) or not math.isfinite(pop_std) or pop_std <= 0:
+        raise ValueError(f"policy_kwargs pop_std: expected a finite number > 0, got {pop_std!r}")
     return {
-        "neuron": str(neuron), "T": int(T), "neuron_kwargs": dict(neuron_kwargs or {}), "encoder": str(encoder),
-        "pop_dim": int(pop_dim), "decoder_pop_dim": int(decoder_pop_dim), "preprocess": str(preprocess),
-        "mean_range": [float(v) for v in mean_range], "pop_std": float(pop_std),
+        "neuron": _text("neuron", neuron), "T": _positive_int("T", T), "neuron_kwargs": dict(neuron_kwargs or {}),
+        "encoder": _text("encoder", encoder), "pop_dim": _positive_int("pop_dim", pop_dim),
+        "decoder_pop_dim": _positive_int("decoder_pop_dim", decoder_pop_dim),
+        "preprocess": _text("preprocess", preprocess), "mean_range": [float(v) for v in mean_range],
+        "pop_std": float(pop_std),
     }
+
+
+def check_finite_observation(observation: Any) -> None:
+    """``ValueError`` naming the first NaN or infinite entry of ``observation`` (an array, a list, or a dict of
+    them); observations of other kinds are left to Stable-Baselines3's own checks."""
+    for key, value in (observation.items() if isinstance(observation, dict) else [(None, observation)]):
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fc":
+            continue
+        bad = np.argwhere(~np.isfinite(arr))
+        if len(bad):
+            index = tuple(int(i) for i in bad[0])
+            where = (index[0] if len(index) == 1 else index) if index else "()"
+            name = "observation" if key is None else f"observation {key!r}"
+            raise ValueError(f"{name} entry at index {where} is {arr[index]} ({len(bad)} of its {arr.size} entries "
+                             "are NaN or infinite); the policy needs finite observations")
 
 
 def _network_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +223,16 @@ class NoTargetActor(nn.Module):
                            "the proxy replaces it); use target='soft' for a Polyak-averaged target actor")
 
 
+class _FiniteObservations:
+    """``predict`` refuses NaN and infinite observations (:func:`check_finite_observation`) before SB3's own."""
+
+    def predict(self, observation: Any, state: tuple[np.ndarray, ...] | None = None,
+                episode_start: np.ndarray | None = None, deterministic: bool = False
+                ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        check_finite_observation(observation)
+        return super().predict(observation, state, episode_start, deterministic)  # type: ignore[misc]
+
+
 class _OptionalTargetActor:
     """A TD3 policy whose Polyak target actor can be left out: ``build_actor_target=False`` builds the actor,
     the critics and the target critics only (ProxyTD3 passes it under ``target="proxy"``)."""
@@ -163,6 +243,7 @@ class _OptionalTargetActor:
 
     def __init__(self, *args: Any, build_actor_target: bool = True, **kwargs: Any) -> None:
         self.build_actor_target = bool(build_actor_target)
+        check_net_arch(kwargs.get("net_arch"))
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -187,8 +268,9 @@ class _OptionalTargetActor:
         return data
 
 
-class MlpTD3Policy(_OptionalTargetActor, TD3Policy):
-    """SB3's TD3Policy (ANN actor and critics), with ``build_actor_target`` (default True: SB3's own build)."""
+class MlpTD3Policy(_FiniteObservations, _OptionalTargetActor, TD3Policy):
+    """SB3's TD3Policy (ANN actor and critics), with ``build_actor_target`` (default True: SB3's own build), checked
+    ``net_arch`` and finite observations in ``predict``."""
 
 
 class _SNNPolicyMixin:
@@ -224,6 +306,7 @@ class _SNNPolicyMixin:
         """Check spaces, store the SNN settings, default ``net_arch`` to [256, 256] and, when the user
         gave no optimizer settings, use the fused Adam (same update, one kernel for all parameters)."""
         _check_spaces(observation_space, action_space)
+        check_net_arch(net_arch)
         self.snn = snn_kwargs(**snn)
         if (kwargs.get("optimizer_kwargs") is None and kwargs.get("optimizer_class", th.optim.Adam) is th.optim.Adam
                 and fused_adam_supported()):
@@ -231,7 +314,7 @@ class _SNNPolicyMixin:
         return list(DEFAULT_NET_ARCH) if net_arch is None else net_arch
 
 
-class SNNTD3Policy(_SNNPolicyMixin, _OptionalTargetActor, TD3Policy):
+class SNNTD3Policy(_FiniteObservations, _SNNPolicyMixin, _OptionalTargetActor, TD3Policy):
     """TD3 policy with a spiking actor (critics: SB3 ANN twin Q-networks).
 
     policy_kwargs: ``net_arch`` (list for actor and critic hidden sizes, or ``dict(pi=..., qf=...)``;
@@ -247,7 +330,7 @@ class SNNTD3Policy(_SNNPolicyMixin, _OptionalTargetActor, TD3Policy):
     _actor_class = SNNActor
 
 
-class SNNSACPolicy(_SNNPolicyMixin, SACPolicy):
+class SNNSACPolicy(_FiniteObservations, _SNNPolicyMixin, SACPolicy):
     """SAC policy with a spiking-mean actor (PopSAN SAC); same policy_kwargs as ``SNNTD3Policy``."""
 
     actor: SNNGaussianActor
