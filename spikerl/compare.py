@@ -9,6 +9,11 @@ Per run: final return = the last evaluation's mean, best return = the max over e
 "max average return" of the TD3 / Proxy Target papers, which flatters unstable runs: both are shown).
 Across seeds: mean ± population std (ddof = 0), and n. The statistics at one budget per env (IQM with bootstrap
 intervals, probability of improvement) and the curves' confidence bands come from :mod:`spikerl.compare_stats`.
+
+Only finished runs (``metrics.json`` status ``completed``) enter the final and best return: a run still
+training, interrupted or stopped (no ``metrics.json``, or another status) is counted as unfinished in the seeds
+column and listed below the table with its state. A run directory whose files cannot be read is skipped with a
+one-line reason (``on_skip``), and the comparison goes on.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -37,10 +44,19 @@ from spikerl.compare_stats import (
     stats_markdown,
 )
 
+#: the ``metrics.json`` status of a run that trained its whole budget
+COMPLETED = "completed"
+#: the status of a run without ``metrics.json``: still training, or killed before it finished
+UNFINISHED = "unfinished"
+
+
+class RunReadError(ValueError):
+    """A run directory whose files cannot be read: one line naming the file and the problem."""
+
 
 @dataclass
 class RunRecord:
-    """What ``compare`` reads from one run directory."""
+    """What ``compare`` reads from one run directory (``status``: ``metrics.json``'s, or ``unfinished``)."""
 
     path: Path
     env: str
@@ -50,6 +66,12 @@ class RunRecord:
     means: np.ndarray
     steps_per_s: float | None = None
     extra: dict = field(default_factory=dict)
+    status: str = COMPLETED
+    message: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status == COMPLETED
 
     @property
     def final(self) -> float:
@@ -92,34 +114,91 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     return sorted(set(found))
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file (None when the file does not exist)."""
+    if not path.is_file():
+        return None
     try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError:
-        return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunReadError(f"{path}: not readable JSON ({_first_line(err)})") from None
+    if not isinstance(data, dict):
+        raise RunReadError(f"{path}: expected a JSON object, got a {type(data).__name__}")
+    return data
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise RunReadError(f"{path}: not a YAML text file (not UTF-8)") from None
+    except (OSError, yaml.YAMLError) as err:
+        raise RunReadError(f"{path}: not readable YAML ({_first_line(err)})") from None
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise RunReadError(f"{path}: expected a YAML mapping of config keys, got a {type(config).__name__}")
+    seed = config.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise RunReadError(f"{path}: seed: expected an integer, got {seed!r}")
+    return config
+
+
+def _read_evaluations(path: Path) -> tuple[list[float], list[float]]:
+    steps: list[float] = []
+    means: list[float] = []
+    if not path.is_file():
+        return steps, means
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in ("step", "mean_return") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise RunReadError(f"{path}: no {' or '.join(missing)} column (header: {reader.fieldnames})")
+            for row in reader:
+                try:
+                    steps.append(float(row["step"]))
+                    means.append(float(row["mean_return"]))
+                except (TypeError, ValueError):
+                    raise RunReadError(f"{path}: line {reader.line_num}: expected numbers in step and mean_return, "
+                                       f"got {row.get('step')!r} and {row.get('mean_return')!r}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise RunReadError(f"{path}: not a readable CSV file ({_first_line(err)})") from None
+    return steps, means
 
 
 def load_run(path: str | Path) -> RunRecord:
-    """Read one run directory."""
+    """Read one run directory; :class:`RunReadError` names the file that cannot be read."""
     path = Path(path)
     cfg_file = path / "config.yaml"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{path} is not a run directory: it has no config.yaml")
-    config = yaml.safe_load(cfg_file.read_text()) or {}
-    steps, means = [], []
-    evals = path / "evaluations.csv"
-    if evals.is_file():
-        with evals.open() as fh:
-            for row in csv.DictReader(fh):
-                steps.append(float(row["step"]))
-                means.append(float(row["mean_return"]))
+    config = _read_config(cfg_file)
+    steps, means = _read_evaluations(path / "evaluations.csv")
     metrics = _read_json(path / "metrics.json")
-    extra = {**_read_json(path / "evaluation.json")}
+    extra = _read_json(path / "evaluation.json") or {}
     seed = config.get("seed")
-    steps_per_s = metrics.get("steps_per_second", metrics.get("steps_per_s"))
+    steps_per_s = None if metrics is None else metrics.get("steps_per_second", metrics.get("steps_per_s"))
+    status = UNFINISHED if metrics is None else str(metrics.get("status", COMPLETED))
     return RunRecord(path=path, env=str(config.get("env", "?")), variant=variant_name(config),
                      seed=int(seed) if seed is not None else None, steps=np.asarray(steps),
-                     means=np.asarray(means), steps_per_s=steps_per_s, extra=extra)
+                     means=np.asarray(means), steps_per_s=steps_per_s, extra=extra, status=status,
+                     message=str((metrics or {}).get("message", "")))
+
+
+def unfinished_reason(run: RunRecord) -> str:
+    """Why a run is not finished, and how far it got: ``no metrics.json (still training, or stopped before the
+    end); last evaluation at step 4000``."""
+    if run.status == UNFINISHED:
+        why = "no metrics.json (still training, or stopped before the end)"
+    else:
+        why = f"metrics.json status {run.status}" + (f" ({run.message})" if run.message else "")
+    last = f"last evaluation at step {int(run.steps[-1])}" if len(run.steps) else "no evaluation yet"
+    return f"{why}; {last}"
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float, int]:
@@ -143,13 +222,15 @@ def group_runs(runs: Sequence[RunRecord]) -> dict[tuple[str, str], list[RunRecor
 
 
 def summary_rows(runs: Sequence[RunRecord]) -> list[dict]:
-    """One dict per (env, variant): n seeds and mean/std of final, best, steps/s, firing rate, energy."""
+    """One dict per (env, variant): n seeds (of which ``unfinished``), mean/std of final and best return over the
+    finished runs, and of steps/s, firing rate and energy over the runs that report them."""
     rows = []
     for (env, variant), group in group_runs(runs).items():
-        row = {"env": env, "variant": variant, "seeds": len(group)}
+        finished = [r for r in group if r.finished]
+        row = {"env": env, "variant": variant, "seeds": len(group), "unfinished": len(group) - len(finished)}
         for key, values in (
-            ("final", [r.final for r in group]),
-            ("best", [r.best for r in group]),
+            ("final", [r.final for r in finished]),
+            ("best", [r.best for r in finished]),
             ("steps_per_s", [r.steps_per_s for r in group]),
             ("firing_rate", [r.extra.get("firing_rate") for r in group]),
             ("energy_nj", [r.extra.get("energy_nj") for r in group]),
@@ -160,16 +241,21 @@ def summary_rows(runs: Sequence[RunRecord]) -> list[dict]:
 
 
 def markdown_table(runs: Sequence[RunRecord]) -> str:
-    """The comparison table in markdown."""
+    """The comparison table in markdown, then the unfinished runs (not in final and best return) with their state."""
     header = ("| env | variant | seeds | final return | best return | steps/s | firing rate | energy/decision (nJ) |\n"
               "|---|---|---|---|---|---|---|---|")
     lines = [header]
     for row in summary_rows(runs):
+        seeds = f"{row['seeds']} ({row['unfinished']} unfinished)" if row["unfinished"] else str(row["seeds"])
         lines.append(
-            f"| {row['env']} | {row['variant']} | {row['seeds']} | {_fmt(*row['final'])} | {_fmt(*row['best'])} | "
+            f"| {row['env']} | {row['variant']} | {seeds} | {_fmt(*row['final'])} | {_fmt(*row['best'])} | "
             f"{_fmt(*row['steps_per_s'])} | {_fmt(*row['firing_rate'], digits=3)} | "
             f"{_fmt(*row['energy_nj'], digits=2)} |"
         )
+    unfinished = [r for r in runs if not r.finished]
+    if unfinished:
+        lines += ["", "Unfinished runs (not in final and best return):", ""]
+        lines += [f"- `{r.path}`: {unfinished_reason(r)}" for r in unfinished]
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +294,8 @@ def plot_curves(runs: Sequence[RunRecord], out_png: str | Path, steps: dict[str,
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a panel whose runs have no evaluation yet has no curve
+            ax.legend(fontsize=8)
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
@@ -217,17 +304,42 @@ def plot_curves(runs: Sequence[RunRecord], out_png: str | Path, steps: dict[str,
     return out_png
 
 
-def compare_runs(paths: Iterable[str | Path], out_dir: str | Path, at: float | None = None
-                 ) -> tuple[Path, Path, list[RunRecord]]:
+def _warn_skip(path: Path, reason: str) -> None:
+    warnings.warn(f"compare skipped {path}: {reason}", stacklevel=3)
+
+
+def load_runs(paths: Iterable[str | Path], on_skip: Callable[[Path, str], None] | None = None) -> list[RunRecord]:
+    """The readable runs among ``paths`` (:func:`find_runs`); each unreadable one is passed to ``on_skip`` with a
+    one-line reason (default: a warning) and left out. FileNotFoundError when no run is left."""
+    paths = list(paths)
+    runs, skipped = [], 0
+    for path in find_runs(paths):
+        try:
+            runs.append(load_run(path))
+        except RunReadError as err:
+            skipped += 1
+            (on_skip or _warn_skip)(path, str(err))
+    if not runs:
+        raise FileNotFoundError(f"no readable run under {', '.join(map(str, paths))}: all {skipped} run "
+                                "directories were skipped")
+    return runs
+
+
+def compare_runs(paths: Iterable[str | Path], out_dir: str | Path, at: float | None = None,
+                 on_skip: Callable[[Path, str], None] | None = None) -> tuple[Path, Path, list[RunRecord]]:
     """Read runs, write ``comparison.md``, ``comparison.json`` and ``curves.png`` into ``out_dir``; return the
     markdown's and the plot's paths and the runs. The statistics compare each env's runs at ``at`` (default: the
-    largest step all of them reached; :mod:`spikerl.compare_stats`)."""
-    runs = [load_run(p) for p in find_runs(paths)]
+    largest step all of them reached; :mod:`spikerl.compare_stats`). A run that cannot be read is skipped
+    (:func:`load_runs`); ``out_dir`` that is a file is a NotADirectoryError, before anything is read."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out {out_dir} is a file; give a folder for comparison.md, comparison.json and "
+                                 "curves.png")
+    runs = load_runs(paths, on_skip)
     if at is not None and not any(len(r.steps) and r.steps.max() >= at for r in runs):
         furthest = max((float(r.steps.max()) for r in runs if len(r.steps)), default=None)
         raise ValueError(f"--at {at:.0f}: no run reached that step (the furthest evaluation of any run is at "
                          f"{'no step' if furthest is None else f'{furthest:.0f}'}); choose a smaller step")
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = group_stats(runs, at)
     pairs = improvements(groups)

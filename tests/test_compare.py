@@ -1,4 +1,5 @@
-"""``spikerl compare``: grouping, mean ± std over seeds, curves on the common step grid, CLI output."""
+"""``spikerl compare``: grouping, mean ± std over seeds, curves on the common step grid, CLI output; unfinished
+runs are marked and left out of final and best return; unreadable runs are skipped with one warning line each."""
 
 import json
 
@@ -8,17 +9,19 @@ import yaml
 from spikerl.agents.callbacks import EvalRecord, write_evaluations
 
 from spikerl.cli import main
-from spikerl.compare import compare_runs, load_run, mean_curve, summary_rows, variant_name
+from spikerl.compare import compare_runs, load_run, markdown_table, mean_curve, summary_rows, variant_name
 
 
-def make_run(root, name, env, cfg, evals, steps_per_s=None, evaluation=None):
+def make_run(root, name, env, cfg, evals, steps_per_s=None, evaluation=None, status="completed"):
+    """A run directory; ``status=None`` leaves out metrics.json (a run still training, or killed)."""
     d = root / name
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump({"env": env, **cfg}))
     # written by the trainer's own writer, so the columns are the ones a real run has
     write_evaluations(d / "evaluations.csv", [EvalRecord(s, float(m), 0.0, 1.0 + i) for i, (s, m) in enumerate(evals)])
-    if steps_per_s is not None:
-        (d / "metrics.json").write_text(json.dumps({"steps_per_second": steps_per_s}))
+    if status is not None:
+        metrics = {"status": status, **({} if steps_per_s is None else {"steps_per_second": steps_per_s})}
+        (d / "metrics.json").write_text(json.dumps(metrics))
     if evaluation is not None:
         (d / "evaluation.json").write_text(json.dumps(evaluation))
     return d
@@ -77,3 +80,65 @@ def test_compare_writes_table_and_plot_and_cli(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "nothing-here")]) == 2
     assert "no such run directory" in capsys.readouterr().err
     assert np.isnan(load_run(make_run(tmp_path, "empty", "E", PROXY, [])).final)
+
+
+def test_unfinished_runs_are_marked_and_not_in_final_return(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    make_run(runs, "p0", "Hopper-v5", {**PROXY, "seed": 0}, [(0, 1), (5000, 100)])
+    make_run(runs, "p1", "Hopper-v5", {**PROXY, "seed": 1}, [(0, 1), (5000, 300)])
+    live = make_run(runs, "p2", "Hopper-v5", {**PROXY, "seed": 2}, [(0, 1), (2000, 900)], status=None)  # training
+    make_run(runs, "p3", "Hopper-v5", {**PROXY, "seed": 3}, [(0, 1), (1000, 700)], status="interrupted")
+    table = markdown_table([load_run(p) for p in sorted(runs.iterdir())])
+    assert "| Hopper-v5 | td3-proxy-lif | 4 (2 unfinished) | 200.0 ± 100.0 | 200.0 ± 100.0 |" in table
+    assert f"- `{live}`: no metrics.json (still training, or stopped before the end); last evaluation at step 2000" \
+        in table
+    assert f"- `{runs / 'p3'}`: metrics.json status interrupted; last evaluation at step 1000" in table
+    assert main(["compare", str(runs), "--out", str(tmp_path / "out")]) == 0
+    assert "4 runs (2 unfinished: not in final and best return); wrote" in capsys.readouterr().out
+
+
+BROKEN = {
+    "config-yaml-syntax": ("config.yaml", b"env: [Hopper\n", "config.yaml: not readable YAML"),
+    "config-binary": ("config.yaml", b"\x89PNG\r\n\x1a\n\x00", "config.yaml: not a YAML text file (not UTF-8)"),
+    "config-a-list": ("config.yaml", b"- env\n", "config.yaml: expected a YAML mapping of config keys, got a list"),
+    "evaluations-not-numbers": ("evaluations.csv", b"step,mean_return,std_return,wall_time_s\n100,abc,0,1\n",
+                                "evaluations.csv: line 2: expected numbers in step and mean_return, got '100' and "
+                                "'abc'"),
+    "evaluations-no-columns": ("evaluations.csv", b"x,y\n1,2\n", "evaluations.csv: no step or mean_return column"),
+    "metrics-a-list": ("metrics.json", b"[1, 2]", "metrics.json: expected a JSON object, got a list"),
+    "metrics-not-json": ("metrics.json", b"{status", "metrics.json: not readable JSON"),
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_a_broken_run_is_skipped_with_one_warning_line(name, tmp_path, capsys):
+    file, content, needle = BROKEN[name]
+    runs = tmp_path / "runs"
+    for seed in range(2):
+        make_run(runs, f"good{seed}", "Hopper-v5", {**PROXY, "seed": seed}, [(0, 1), (5000, 100 + seed)])
+    bad = make_run(runs, "bad", "Hopper-v5", {**ANN, "seed": 0}, [(0, 1), (5000, 50)])
+    (bad / file).write_bytes(content)
+    assert main(["compare", str(runs), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"spikerl compare: warning: skipped {bad}: {bad / needle}")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert "2 runs; wrote" in captured.out
+    text = (tmp_path / "out" / "comparison.md").read_text()
+    assert "| Hopper-v5 | td3-proxy-lif | 2 | 100.5 ± 0.5 |" in text and "td3-ann" not in text
+    with pytest.warns(UserWarning, match="compare skipped"):  # the library warns when no on_skip is given
+        compare_runs([runs], tmp_path / "out2")
+
+
+def test_compare_errors_are_one_line(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    bad = make_run(runs, "bad", "Hopper-v5", PROXY, [(0, 1)])
+    (bad / "metrics.json").write_text("[]")
+    assert main(["compare", str(runs), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"spikerl compare: error: no readable run under {runs}: all 1 run directories were skipped\n")
+    good = make_run(runs, "good", "Hopper-v5", PROXY, [(0, 1)])
+    (tmp_path / "taken").write_text("a file")
+    assert main(["compare", str(good), "--out", str(tmp_path / "taken")]) == 2
+    assert capsys.readouterr().err == (f"spikerl compare: error: --out {tmp_path / 'taken'} is a file; give a folder "
+                                       "for comparison.md, comparison.json and curves.png\n")
+    assert (tmp_path / "taken").read_text() == "a file"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikerl.cli.args import positive_int
+from spikerl.cli.args import os_error_line, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,17 +25,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
     from rich.console import Console
     from rich.markdown import Markdown
 
     from spikerl.cli import CLIError
     from spikerl.compare import compare_runs
 
+    def skipped(path: Path, reason: str) -> None:
+        print(f"spikerl compare: warning: skipped {path}: {reason}", file=sys.stderr)
+
     try:
-        md, png, runs = compare_runs(args.runs, args.out, at=args.at)
-    except (FileNotFoundError, ValueError) as err:
+        md, png, runs = compare_runs(args.runs, args.out, at=args.at, on_skip=skipped)
+    except OSError as err:  # no run found, --out a file, or a folder that cannot be written
+        raise CLIError(str(err) if err.filename is None else os_error_line(err)) from None
+    except ValueError as err:
         raise CLIError(str(err)) from None
     console = Console()
     console.print(Markdown(md.read_text()))
-    console.print(f"{len(runs)} runs; wrote {md}, {md.with_suffix('.json')} and {png}")
+    unfinished = sum(not r.finished for r in runs)
+    note = f" ({unfinished} unfinished: not in final and best return)" if unfinished else ""
+    print(f"{len(runs)} runs{note}; wrote {md}, {md.with_suffix('.json')} and {png}")
     return 0
