@@ -23,7 +23,8 @@ def check_device_available(device: str) -> None:
             raise ConfigError(f"device: {device!r} is not available on this machine (torch finds no CUDA device); "
                               f"{_USE_INSTEAD}")
         if index and int(index) >= count:
-            raise ConfigError(f"device: {device!r} is not available on this machine (torch finds {count} CUDA "
-                              f"device(s): cuda:0 to cuda:{count - 1}); {_USE_INSTEAD}")
+            found = "1 CUDA device, cuda:0" if count == 1 else f"{count} CUDA devices, cuda:0 to cuda:{count - 1}"
+            raise ConfigError(f"device: {device!r} is not available on this machine (torch finds {found}); "
+                              f"{_USE_INSTEAD}")
     elif kind == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device: 'mps' is not available on this machine (torch finds no Apple GPU); {_USE_INSTEAD}")

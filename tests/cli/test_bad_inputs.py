@@ -58,6 +58,23 @@ def test_device_the_machine_lacks_is_refused(tmp_path, capsys, monkeypatch) -> N
     assert load_config("td3-ann", ["device=cuda"]).device == "cuda"  # a saved GPU run's config still loads
 
 
+@pytest.mark.parametrize("count, device, found", [
+    (1, "cuda:1", "torch finds 1 CUDA device, cuda:0"),
+    (2, "cuda:7", "torch finds 2 CUDA devices, cuda:0 to cuda:1"),
+], ids=["one-gpu", "two-gpus"])
+def test_cuda_index_beyond_the_devices_is_refused(count, device, found, monkeypatch) -> None:
+    from spikerl.config import ConfigError, check_device_available
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    for ok in ("auto", "cpu", "cuda", f"cuda:{count - 1}"):
+        check_device_available(ok)
+    with pytest.raises(ConfigError) as info:
+        check_device_available(device)
+    assert str(info.value) == (f"device: {device!r} is not available on this machine ({found}); use device=auto "
+                               "(a GPU where there is one, else the CPU) or device=cpu")
+
+
 def test_binary_config_file_is_one_line(tmp_path, capsys) -> None:
     path = tmp_path / "config.yaml"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
