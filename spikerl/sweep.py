@@ -541,11 +541,17 @@ def run_sweep(trials: Sequence[Trial], backend: str = "local", max_parallel: int
 
         live_ctx = nullcontext()
     with live_ctx as view:
+        last_tick = [0.0]
+
         def on_update(trial: Trial | None, state: str, result: TrialResult | None) -> None:
             if trial is not None:
                 status[trial.name] = state if result is None else (
                     "skipped" if result.status == "skipped" else
                     ("resumed+done" if result.resumed and result.status == "done" else result.status))
+            elif time.monotonic() - last_tick[0] < 1.0:  # a tick: refresh the live numbers once a second
+                return
+            else:
+                last_tick[0] = time.monotonic()
             if view is not None:
                 view.update(_table(trials, status))
 
