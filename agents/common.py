@@ -23,8 +23,8 @@ from spikerl.precision import PRECISIONS, check_precision, refresh_after_steps, 
 TARGETS = ("proxy", "soft")
 PLIF_PARAM_SUFFIX = "decay_logit"
 #: the networks whose GEMMs ``precision="bf16"`` can run in bfloat16: the proxy (imitation steps and target
-#: actions), the actor's passes without autograd (the proxy's labels; also acting), the actor's training pass
-#: (with autograd), and the twin critics with their targets
+#: actions), the actor's passes without autograd (the proxy's labels; also acting and a Polyak target actor), the
+#: actor's training pass (with autograd), and the twin critics with their targets
 BF16_PARTS = ("proxy", "labels", "actor", "critics")
 #: the default parts: where bf16 measured a gain on a whole train step (the critics' GEMMs are too small to repay
 #: the casts, and the actor's training pass gained too little to be worth its coarser gradients)

@@ -192,8 +192,15 @@ def gemm_ms_per_step(census: list[dict[str, Any]], threads: int, repeats: int = 
 
 # -- measuring and reporting ---------------------------------------------------------------------------------------
 def spread(values: list[float]) -> dict[str, Any]:
-    return {"median": round(float(np.median(values)), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3), "per_round": [round(v, 3) for v in values]}
+    """Median and range of the finite values (a round whose time difference was not positive has none)."""
+    finite = [v for v in values if np.isfinite(v)]
+    stats = {"median": round(float(np.median(finite)), 3), "min": round(min(finite), 3),
+             "max": round(max(finite), 3)} if finite else {"median": None, "min": None, "max": None}
+    return {**stats, "per_round": [round(v, 3) if np.isfinite(v) else None for v in values]}
+
+
+def _fmt(value: float | None, suffix: str = "") -> str:
+    return "-" if value is None else f"{value}{suffix}"
 
 
 def measure(kinds: list[str], threads: int, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
@@ -235,8 +242,8 @@ def add_ceilings(block: dict[str, Any], censuses: dict[str, list[dict[str, Any]]
         ms = gemm_ms_per_step(census, block["torch_threads"])
         entry = {"gemm_ms_per_step": round(ms, 3)}
         for base in ("reference", "sb3"):
-            base_ms = 1e3 / block["steps_per_s"][base]["median"]
-            entry[f"over_{base}"] = round(base_ms / ms, 3)
+            rate = block["steps_per_s"][base]["median"]
+            entry[f"over_{base}"] = None if not rate else round(1e3 / rate / ms, 3)
         block["gemm_ceiling"][precision] = entry
 
 
@@ -256,16 +263,18 @@ def markdown(report: dict[str, Any]) -> str:
         rates = block["steps_per_s"]
         lines += [f"## {block['torch_threads']} thread(s), load average {block['loadavg_before'][0]:.2f} before, "
                   f"{block['loadavg_after'][0]:.2f} after", "", "| run | env steps/s (median, range) |", "|---|---|"]
-        lines += [f"| {kind_label(k)} | {v['median']} ({v['min']}-{v['max']}) |" for k, v in rates.items()]
+        lines += [f"| {kind_label(k)} | {_fmt(v['median'])} ({_fmt(v['min'])}-{_fmt(v['max'])}) |"
+                  for k, v in rates.items()]
         lines += ["", "| ratio | median | range |", "|---|---|---|"]
-        lines += [f"| {k} | **{v['median']}x** | {v['min']}-{v['max']} |" for k, v in block["ratios"].items()]
+        lines += [f"| {k} | **{_fmt(v['median'], 'x')}** | {_fmt(v['min'])}-{_fmt(v['max'])} |"
+                  for k, v in block["ratios"].items()]
         ceilings = block.get("gemm_ceiling", {})
         if ceilings:
             lines += ["", "GEMM-only ceiling (spikerl's GEMMs of one step replayed alone):", "",
                       "| precision | GEMM ms/step | ceiling over reference | ceiling over SB3 |", "|---|---|---|---|"]
-            lines += [f"| {p} | {c['gemm_ms_per_step']} | {c['over_reference']}x | {c['over_sb3']}x |"
-                      for p, c in ceilings.items()]
-        hours = {k: 1e6 / v["median"] / 3600 for k, v in rates.items() if k.startswith("spikerl_") and v["median"] > 0}
+            lines += [f"| {p} | {c['gemm_ms_per_step']} | {_fmt(c['over_reference'], 'x')} | "
+                      f"{_fmt(c['over_sb3'], 'x')} |" for p, c in ceilings.items()]
+        hours = {k: 1e6 / v["median"] / 3600 for k, v in rates.items() if k.startswith("spikerl_") and v["median"]}
         if hours:
             lines += ["", "1M training steps at these rates (no evaluations): " + "; ".join(
                 f"{kind_label(k)} {h:.1f} h" for k, h in hours.items()) + "."]
