@@ -80,3 +80,25 @@ def test_a_run_saved_before_the_precision_key_resumes_in_float32(monkeypatch, tm
     saved["precision"] = "bf16"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
     assert load_run_config(tmp_path).precision == "bf16"
+
+
+def test_resuming_an_old_run_trains_on_in_float32(monkeypatch, bf16_cpu, tmp_path):
+    """End to end: a run whose config.yaml has no precision key resumes in float32 even where bf16 would be the
+    default (the resumed model, saved as model.zip, records its precision)."""
+    from spikerl.agents.training import resume_run, train_run
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    overrides = ["env=InvertedPendulum-v5", "total_timesteps=150", "learning_starts=50", "batch_size=16",
+                 "buffer_size=500", "actor.hidden=[16,16]", "critic.hidden=[16,16]", "proxy.hidden=[16,16]",
+                 "eval.freq=1000", "eval.episodes=1", "checkpoint.every=100", "device=cpu"]
+    train_run(load_config("td3-proxy-lif", overrides), tmp_path / "run")
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    del saved["precision"]
+    saved["total_timesteps"] = 200
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    (tmp_path / "run" / "metrics.json").unlink()
+    monkeypatch.setattr(mixed_precision, "default_precision", lambda: "bf16")
+    result = resume_run(tmp_path / "run")
+    assert result.resumed_from == 100 and result.total_timesteps == 200
+    data, _, _ = load_from_zip_file(tmp_path / "run" / "model.zip", load_data=True)
+    assert data["precision"] == "float32"
