@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from script_loader import load_script
 from spikerl.agents.callbacks import EvalRecord, write_evaluations
 
 from spikerl.stats import improvement_interval, iqm_interval
@@ -19,14 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {"td3-proxy-lif": 3.0, "td3-ann": 2.0, "td3-lif": 1.0}  # slope of each variant's synthetic curve
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("campaign_report", ROOT / "scripts" / "campaign_report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-report_script = _script()
+report_script = load_script("campaign_report")
 
 
 def _return(preset: str, seed: int, step: int) -> float:

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from script_loader import load_script
 
 from spikerl.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_summary():
-    spec = importlib.util.spec_from_file_location("quickstart_summary", ROOT / "scripts" / "quickstart_summary.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-quickstart_summary = _load_summary()
+quickstart_summary = load_script("quickstart_summary")
 
 
 def _fake_run(run_dir: Path, train: float, bundle: float, stopped_early: bool = True) -> Path:
