@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from blocked_imports import import_guard, run_blocked
 from cli_helpers import ENV, run_cli, subprocess_env, tiny
 from spikerl.agents.training import evaluate_run
 
@@ -20,15 +20,8 @@ COMMITTED = sorted(p.parent for p in (ROOT / "zoo").glob("*/*/manifest.json"))
 STEPS = "300"
 
 #: runs in a process where torch and Stable-Baselines3 cannot be imported; argv: MODE BUNDLE EPISODES
-CHILD = textwrap.dedent("""
+CHILD = import_guard("torch", "stable_baselines3") + textwrap.dedent("""
     import json, sys
-    for name in ("torch", "stable_baselines3"):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-        else:
-            raise SystemExit(f"the fake {name} package did not block the import")
     mode, bundle, episodes = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if mode == "replay":
         from spikerl.agents.deploy import evaluate_bundle
@@ -44,16 +37,7 @@ CHILD = textwrap.dedent("""
 
 def without_torch(tmp_path: Path, mode: str, bundle: Path, episodes: int) -> dict:
     """Run CHILD where importing torch or stable_baselines3 raises ImportError; its JSON answer."""
-    fake = tmp_path / "fake"
-    for name in ("torch", "stable_baselines3"):
-        (fake / name).mkdir(parents=True, exist_ok=True)
-        (fake / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked in this test')\n")
-    env = {**subprocess_env(), "MUJOCO_GL": "egl",
-           "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
-    res = subprocess.run([sys.executable, "-c", CHILD, mode, str(bundle), str(episodes)], capture_output=True,
-                         text=True, timeout=600, env=env, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    _, out = run_blocked(tmp_path, CHILD, mode, bundle, episodes, blocked=("torch", "stable_baselines3"), timeout=600)
     assert out.pop("heavy_modules") == []
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from blocked_imports import import_guard, run_blocked
 from torch import nn
 
 from spikerl.conversion import ConversionSpec, convert
@@ -125,15 +126,9 @@ def test_saved_converted_policy_rebuilds_the_same_snn(tmp_path) -> None:
         mlp_from_actor(nn.Sequential(nn.Linear(2, 3), nn.GELU(), nn.Linear(3, 1)))
 
 
-CHILD = """
+CHILD = import_guard("torch") + """
 import json, sys
 import numpy as np
-try:
-    import torch  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("torch was importable")
 from spikerl.runtime import load_policy
 policy = load_policy(sys.argv[1], dtype=np.float64)
 obs = np.load(sys.argv[2])
@@ -145,25 +140,13 @@ print(json.dumps({"acts": acts, "torch": sorted(m for m in sys.modules if m.spli
 
 
 def test_converted_crpi_bundle_runs_where_torch_cannot_be_imported(tmp_path) -> None:
-    import json
-    import os
-    import subprocess
-    import sys
-
     mlp = _mlp()
     snn = convert(mlp, ConversionSpec(T=8, method="max", granularity="neuron", carry="crpi", alpha=0.5),
                   calib_data=_states(300, 0))
     bundle = export_policy(converted_policy_spec(snn, mlp), tmp_path / "b", "bundle")
     obs = _states(3, 7)
     np.save(tmp_path / "obs.npy", obs.numpy())
-    fake = tmp_path / "fake" / "torch"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('blocked')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])}
-    res = subprocess.run([sys.executable, "-c", CHILD, str(bundle), str(tmp_path / "obs.npy")], capture_output=True,
-                         text=True, timeout=300, env=env, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    _, out = run_blocked(tmp_path, CHILD, bundle, tmp_path / "obs.npy")
     assert out["torch"] == []
     ref = [snn(obs).numpy() for _ in range(3)]
     snn.reset()

@@ -7,16 +7,14 @@ the last bit of ``tanhf``/``expf`` on every input here, not only on inputs away 
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from blocked_imports import import_guard, run_blocked
 from conversion.runtime_checks import control_mlp, control_states
 
 from spikerl.conversion import ConversionSpec, convert
@@ -194,15 +192,9 @@ def test_unsupported_and_missing_compiler_are_one_line_errors(tmp_path, monkeypa
         load_c_policy(c_dir)
 
 
-CHILD = """
+CHILD = import_guard("torch") + """
 import json, sys
 import numpy as np
-try:
-    import torch  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("the fake torch package did not block the import")
 from spikerl.runtime.c_policy import load_c_policy
 policy = load_c_policy(sys.argv[1])
 actions, counts = policy.act_and_count(np.load(sys.argv[2]))
@@ -215,13 +207,6 @@ def test_the_loader_runs_where_torch_cannot_be_imported(tmp_path):
     bundle, c_dir = _export(make_actor("lif", "soft", dtype=torch.float32), tmp_path, "nt")
     obs = observations(np.float32, n=8)
     np.save(tmp_path / "obs.npy", obs)
-    fake = tmp_path / "fake" / "torch"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])}
-    res = subprocess.run([sys.executable, "-c", CHILD, str(c_dir), str(tmp_path / "obs.npy")], capture_output=True,
-                         text=True, timeout=300, env=env, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    _, out = run_blocked(tmp_path, CHILD, c_dir, tmp_path / "obs.npy")
     assert out["torch_modules"] == []
     np.testing.assert_allclose(np.array(out["actions"]), load_policy(bundle).act(obs), rtol=0, atol=1e-5)

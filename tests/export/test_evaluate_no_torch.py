@@ -5,7 +5,6 @@ bundle's errors."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from blocked_imports import import_guard, run_blocked
 from cli_helpers import run_cli, subprocess_env
 from spikerl.agents.deploy import BundleAgent
 from spikerl.agents.episodes import make_policy_env, run_policy_episodes
@@ -29,15 +29,8 @@ from .bundle_edits import edit_manifest
 
 ENV = "InvertedPendulum-v5"  # 4 observations, 1 action in [-3, 3]
 
-CHILD = textwrap.dedent("""
+CHILD = import_guard("torch", "stable_baselines3") + textwrap.dedent("""
     import json, sys
-    for name in ("torch", "stable_baselines3"):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-        else:
-            raise SystemExit(f"the fake {name} package did not block the import")
     from spikerl.cli import main
     code = main(["evaluate", sys.argv[1], "--episodes", "3"])
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "stable_baselines3"))
@@ -59,16 +52,7 @@ def bundle(tmp_path_factory):
 
 
 def _run_without_torch(tmp_path, folder) -> tuple[subprocess.CompletedProcess, dict]:
-    fake = tmp_path / "fake"
-    for name in ("torch", "stable_baselines3"):
-        (fake / name).mkdir(parents=True, exist_ok=True)
-        (fake / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked in this test')\n")
-    env = {**subprocess_env(), "MUJOCO_GL": "egl",
-           "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
-    res = subprocess.run([sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True, timeout=300,
-                         env=env, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return res, json.loads(res.stdout.strip().splitlines()[-1])
+    return run_blocked(tmp_path, CHILD, folder, blocked=("torch", "stable_baselines3"))
 
 
 def test_evaluate_bundle_runs_where_torch_and_sb3_cannot_be_imported(tmp_path, bundle):

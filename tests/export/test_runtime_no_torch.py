@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import torch
+from blocked_imports import import_guard, run_blocked
 
 from spikerl.export import export_policy
 
 from .helpers import make_actor, observations, torch_action
 
-CHILD = textwrap.dedent("""
+CHILD = import_guard("torch") + textwrap.dedent("""
     import json, sys
     import numpy as np
-    try:
-        import torch  # noqa: F401
-    except ImportError as err:
-        blocked = str(err)
-    else:
-        raise SystemExit("the fake torch package did not block the import")
     from spikerl.runtime import load_policy
     policy = load_policy(sys.argv[1])
     obs = np.load(sys.argv[2])
@@ -35,8 +26,8 @@ CHILD = textwrap.dedent("""
     energy = policy.energy(raw).energy_j
     bad = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
     ours = sorted(m for m in sys.modules if m.startswith("spikerl"))
-    print(json.dumps({"blocked": blocked, "batch": batch.tolist(), "single": single, "counts": counts, "energy": energy,
-                      "torch_modules": bad, "spikerl_modules": ours}))
+    print(json.dumps({"blocked": blocked["torch"], "batch": batch.tolist(), "single": single, "counts": counts,
+                      "energy": energy, "torch_modules": bad, "spikerl_modules": ours}))
 """)
 
 
@@ -45,14 +36,7 @@ def test_runtime_runs_a_bundle_where_torch_cannot_be_imported(tmp_path):
     bundle = export_policy(actor, tmp_path / "bundle", "bundle")
     obs = observations(n=12)
     np.save(tmp_path / "obs.npy", obs)
-    fake = tmp_path / "fake" / "torch"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])}
-    res = subprocess.run([sys.executable, "-c", CHILD, str(bundle), str(tmp_path / "obs.npy")], capture_output=True,
-                         text=True, timeout=300, env=env, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    _, out = run_blocked(tmp_path, CHILD, bundle, tmp_path / "obs.npy")
     assert out["blocked"] == "torch is blocked in this test"
     assert out["torch_modules"] == []
     assert "spikerl.runtime" in out["spikerl_modules"] and "spikerl.networks" not in out["spikerl_modules"]
