@@ -27,7 +27,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv
 
-CHECKPOINT_PREFIX = "step_"
+from spikerl.run_layout import checkpoint_files, list_checkpoints
+
 EVAL_HEADER = ("step", "mean_return", "std_return", "wall_time_s")
 
 
@@ -204,12 +205,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_files(ckpt_dir: Path, step: int) -> tuple[Path, Path, Path]:
-    """(model zip, replay buffer pickle, JSON marker) of the checkpoint at ``step``."""
-    stem = f"{CHECKPOINT_PREFIX}{step:010d}"
-    return ckpt_dir / f"{stem}.zip", ckpt_dir / f"{stem}.replay.pkl", ckpt_dir / f"{stem}.json"
-
-
 def save_checkpoint(model: Any, ckpt_dir: Path, state: dict[str, Any], keep: int) -> Path:
     """Model + replay buffer (filled rows only) + JSON (step count, sizes, SHA-256s, run state), each written
     atomically.
@@ -269,17 +264,6 @@ def verify_checkpoint(ckpt_dir: Path, step: int) -> dict[str, Any]:
         if p.name in digests and file_sha256(p) != digests[p.name]:
             raise CheckpointError(f"{p.name} does not match the SHA-256 recorded when it was written")
     return meta
-
-
-def list_checkpoints(ckpt_dir: Path) -> list[int]:
-    """Steps of the committed checkpoints (those with a JSON marker), oldest first."""
-    steps = []
-    for p in ckpt_dir.glob(f"{CHECKPOINT_PREFIX}*.json"):
-        try:
-            steps.append(int(p.stem[len(CHECKPOINT_PREFIX):]))
-        except ValueError:
-            continue
-    return sorted(steps)
 
 
 class ResumableCheckpointCallback(BaseCallback):

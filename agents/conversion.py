@@ -24,16 +24,16 @@ from typing import Any
 import numpy as np
 import torch
 from spikerl.agents.evaluation_hooks import run_episodes
-from spikerl.agents.training import EVAL_SEED_OFFSET, MODEL_FILE, RunError, _write_json, load_run_model
+from spikerl.agents.training import EVAL_SEED_OFFSET, RunError, _write_json, load_run_model
 from torch import nn
 
 from spikerl.conversion import ConversionSpec, SpikingModel, convert_actor
 from spikerl.conversion.saved import load_converted, mlp_from_actor, save_converted
 from spikerl.energy import EnergyReport, count_energy
+from spikerl.run_layout import EVALUATION_FILE, MODEL_FILE, RunLayout
 
 #: calibration rollouts use the run's seed + CALIB_SEED_OFFSET (evaluation uses seed + 100)
 CALIB_SEED_OFFSET = 200
-CONVERTED_DIR = "converted"
 
 
 def default_name(spec: ConversionSpec) -> str:
@@ -84,7 +84,7 @@ def convert_run(run_dir: str | os.PathLike[str], spec: ConversionSpec, calib_ste
     seed = int(cfg.seed) + CALIB_SEED_OFFSET if calib_seed is None else int(calib_seed)
     states = collect_states(model, cfg.env, dict(cfg.env_kwargs), calib_steps, seed)
     snn = convert_actor(mlp, torch.from_numpy(states), spec)
-    path = Path(out) if out is not None else run_dir / CONVERTED_DIR / default_name(spec)
+    path = Path(out) if out is not None else RunLayout(run_dir).converted / default_name(spec)
     space = model.action_space
     meta = {
         "env": {"id": cfg.env, "kwargs": dict(cfg.env_kwargs), "seed": int(cfg.seed),
@@ -187,7 +187,7 @@ def evaluate_converted(path: str | os.PathLike[str], episodes: int = 10, seed: i
     if energy is not None:
         result["energy"] = energy
     if write:
-        _write_json(path / "evaluation.json", result)
+        _write_json(path / EVALUATION_FILE, result)
     return result
 
 

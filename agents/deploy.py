@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 from spikerl.agents.episodes import (
     EVAL_SEED_OFFSET,
-    EVALUATION_FILE,
-    VIDEO_DIR,
     finish_videos,
     make_policy_env,
     run_policy_episodes,
 )
+
+from spikerl.run_layout import EVALUATION_FILE, VIDEO_DIR
 
 DEFAULT_OUT = {"bundle": "bundle", "nir": "policy.nir", "onnx": "policy.onnx"}
 

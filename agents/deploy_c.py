@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 from spikerl.agents.deploy import BundleAgent, evaluate_bundle, export_run
-from spikerl.agents.episodes import EVAL_SEED_OFFSET, EVALUATION_FILE, make_policy_env, run_policy_episodes
+from spikerl.agents.episodes import EVAL_SEED_OFFSET, make_policy_env, run_policy_episodes
 
+from spikerl.run_layout import EVALUATION_FILE
 from spikerl.runtime.c_policy import META_FILE, load_c_policy
 
 #: calibration episodes start at the run's seed + EVAL_SEED_OFFSET + CALIB_SEED_OFFSET

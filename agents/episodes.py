@@ -6,8 +6,8 @@ the seed once, every later episode starts from an unseeded reset, an episode end
 or truncates, and its return is the sum of its rewards. A bundle's evaluation therefore plays the same
 episodes as its run's, while ``spikerl evaluate BUNDLE`` needs only NumPy, Numba and Gymnasium.
 
-The evaluation conventions that run and bundle evaluation share live here too: the seed offset, the result
-file, the video folder and its file names.
+The evaluation conventions that run and bundle evaluation share live here too: the seed offset and the video
+file names (the result file and the video folder are named in :mod:`spikerl.run_layout`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,7 @@ import numpy as np
 
 #: the eval env uses seed + EVAL_SEED_OFFSET (the Proxy Target code evaluates with seed + 100)
 EVAL_SEED_OFFSET = 100
-#: the result of ``spikerl evaluate``, in the run directory, bundle or C export it evaluated
-EVALUATION_FILE = "evaluation.json"
-#: ``spikerl evaluate --video`` records every episode here as ``eval-episode-<n>.mp4``
-VIDEO_DIR = "videos"
+#: ``spikerl evaluate --video`` records every episode as ``eval-episode-<n>.mp4``
 VIDEO_PREFIX = "eval"
 
 

@@ -1,21 +1,7 @@
 """Train and evaluate from a resolved spikerl config, in a run directory that survives SIGKILL.
 
-Run directory::
-
-    RUN_DIR/
-      config.yaml        resolved config (spikerl.config.resolve)
-      model.zip          final SB3 model
-      checkpoints/       step_<n>.zip (model), step_<n>.replay.pkl (replay buffer), step_<n>.json
-                         (step count, file sizes and SHA-256s, eval and clock state); each written to a temp
-                         name and os.replace'd, the JSON last; the newest `checkpoint.keep` are kept
-      tb/                TensorBoard events (SB3 logger: train/*, rollout/*, eval/*)
-      evaluations.csv    step, mean_return, std_return, wall_time_s of the periodic evaluations
-      metrics.json       status, total steps, final/best evaluation return, steps/s, wall time, and whether
-                         training stopped early because an evaluation reached eval.stop_at
-      progress.json      live: steps, steps_per_s, last_return (rewritten every 5 s while training)
-      evaluation.json    written by `spikerl evaluate`
-      videos/            written by `spikerl evaluate --video`
-      .lock              while a process trains into the run: its flock, pid and command line (spikerl.run_lock)
+The run directory's files and checkpoint names are those of :mod:`spikerl.run_layout` (its docstring shows
+the tree).
 
 :func:`train_run` starts a run; :func:`resume_run` continues one from its newest usable checkpoint to the
 step budget in its ``config.yaml``; :func:`evaluate_run` evaluates the saved model. Training and resuming hold
@@ -46,13 +32,11 @@ from spikerl.agents.callbacks import (
     RunClock,
     StopTraining,
     atomic_write,
-    checkpoint_files,
-    list_checkpoints,
     read_evaluations,
     verify_checkpoint,
     write_evaluations,
 )
-from spikerl.agents.episodes import EVAL_SEED_OFFSET, EVALUATION_FILE, VIDEO_DIR, clear_videos, finish_videos
+from spikerl.agents.episodes import EVAL_SEED_OFFSET, clear_videos, finish_videos
 from spikerl.agents.replay_io import load_replay_buffer
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -61,15 +45,8 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.vec_env import VecEnv
 
 from spikerl.config import ActionNoiseSettings, Config, SnnActorSettings, dump_config, resolve
-from spikerl.run_lock import LOCK_FILE, FolderLock, FolderLockedError, FolderLockError
-
-CONFIG_FILE = "config.yaml"
-MODEL_FILE = "model.zip"
-CHECKPOINT_DIR = "checkpoints"
-TB_DIR = "tb"
-EVAL_CSV = "evaluations.csv"
-METRICS_FILE = "metrics.json"
-PROGRESS_FILE = "progress.json"
+from spikerl.run_layout import CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, RunLayout, checkpoint_files
+from spikerl.run_lock import FolderLock, FolderLockedError, FolderLockError
 
 
 class RunError(Exception):
@@ -191,12 +168,13 @@ class _Session:
                  on_eval: Callable[[EvalRecord], None] | None) -> None:
         ev, ck = cfg.eval, cfg.checkpoint
         self.run_dir, self.cfg, self.clock = run_dir, cfg, clock
-        self.eval_cb = CsvEvalCallback(eval_env, run_dir / EVAL_CSV, ev.freq, ev.episodes, ev.deterministic,
-                                    cfg.seed + EVAL_SEED_OFFSET, clock, history, on_eval, ev.stop_at)
-        self.ckpt_cb = ResumableCheckpointCallback(run_dir / CHECKPOINT_DIR, ck.every, ck.keep, self.state)
+        self.layout = layout = RunLayout(run_dir)
+        self.eval_cb = CsvEvalCallback(eval_env, layout.evaluations, ev.freq, ev.episodes, ev.deterministic,
+                                       cfg.seed + EVAL_SEED_OFFSET, clock, history, on_eval, ev.stop_at)
+        self.ckpt_cb = ResumableCheckpointCallback(layout.checkpoints, ck.every, ck.keep, self.state)
         self.callbacks: list[BaseCallback] = [
             self.eval_cb, self.ckpt_cb,
-            ProgressFileCallback(run_dir / PROGRESS_FILE, cfg.total_timesteps, lambda: self.eval_cb.last, clock)]
+            ProgressFileCallback(layout.progress, cfg.total_timesteps, lambda: self.eval_cb.last, clock)]
         self.progress_cb: RichProgressCallback | None = None
         if progress:
             self.progress_cb = RichProgressCallback(cfg.total_timesteps, cfg.name or "train",
@@ -223,7 +201,7 @@ class _Session:
             except err_cls as err:
                 status, message = "non_finite_loss", str(err).splitlines()[0] if str(err) else type(err).__name__
             if status == "completed":
-                atomic_write(self.run_dir / MODEL_FILE, model.save)
+                atomic_write(self.layout.model, model.save)
         except OSError as err:  # a full disk, a read-only folder: the last committed checkpoint stays
             status, message = "io_error", io_error_text(err)
         except KeyboardInterrupt as err:  # SIGINT, or SIGTERM turned into one by `spikerl train`
@@ -242,7 +220,7 @@ class _Session:
             n_updates=int(getattr(model, "_n_updates", 0)), resumed_from=resumed_from, message=message,
             stopped_early=stopped_early)
         try:
-            _write_json(self.run_dir / METRICS_FILE, asdict(result))
+            _write_json(self.layout.metrics, asdict(result))
         except OSError as err:
             if result.status != "io_error":
                 result = replace(result, status="io_error", message=io_error_text(err))
@@ -262,7 +240,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _set_logger(model: BaseAlgorithm, run_dir: Path) -> None:
-    model.set_logger(configure(str(run_dir / TB_DIR), ["tensorboard"]))
+    model.set_logger(configure(str(RunLayout(run_dir).tensorboard), ["tensorboard"]))
 
 
 def train_run(cfg: Config, run_dir: str | Path, *, progress: bool = False, console: Any = None,
@@ -275,16 +253,17 @@ def train_run(cfg: Config, run_dir: str | Path, *, progress: bool = False, conso
     """
     cfg = resolve(cfg)
     run_dir = Path(run_dir)
+    layout = RunLayout(run_dir)
     with lock_run_dir(run_dir):
-        if (run_dir / CONFIG_FILE).exists() and not overwrite:
+        if layout.config.exists() and not overwrite:
             raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, replace it with "
                            "--overwrite, or pick another --run-dir")
         env, eval_env = make_envs(cfg, cfg.seed)
         try:
             model = build_model(cfg, env)
-            if (run_dir / CONFIG_FILE).exists():
+            if layout.config.exists():
                 _clear_run_dir(run_dir)
-            dump_config(cfg, run_dir / CONFIG_FILE)
+            dump_config(cfg, layout.config)
             _set_logger(model, run_dir)
             session = _Session(run_dir, cfg, eval_env, RunClock(), [], progress, console, on_eval)
             return session.learn(model, resumed_from=None)
@@ -304,8 +283,9 @@ def lock_run_dir(run_dir: Path) -> FolderLock:
 
 def _clear_run_dir(run_dir: Path) -> None:
     """Delete everything in ``run_dir`` but its lock file (held by this process)."""
+    lock = RunLayout(run_dir).lock
     for entry in run_dir.iterdir():
-        if entry.name == LOCK_FILE:
+        if entry == lock:
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
@@ -315,8 +295,8 @@ def _clear_run_dir(run_dir: Path) -> None:
 
 def _checkpoint_steps(run_dir: Path) -> tuple[Path, list[int]]:
     """(checkpoint folder, steps of its committed checkpoints, newest first); ``RunError`` when there is none."""
-    ckpt_dir = run_dir / CHECKPOINT_DIR
-    steps = list_checkpoints(ckpt_dir) if ckpt_dir.is_dir() else []
+    layout = RunLayout(run_dir)
+    ckpt_dir, steps = layout.checkpoints, layout.checkpoint_steps()
     if not steps:
         raise RunError(f"no checkpoint in {ckpt_dir} (the run stopped before its first checkpoint); "
                        "start it again: spikerl train <config> --run-dir <dir> --overwrite")
@@ -414,7 +394,7 @@ def load_run_config(run_dir: str | Path) -> Config:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"run directory {run_dir} does not exist")
-    path = run_dir / CONFIG_FILE
+    path = RunLayout(run_dir).config
     if not path.is_file():
         raise RunError(f"{run_dir} is not a spikerl run directory (no {CONFIG_FILE})")
     try:
@@ -448,7 +428,8 @@ def _warn(text: str) -> None:
 
 def _resume_locked(run_dir: Path, cfg: Config, progress: bool, console: Any,
                    on_eval: Callable[[EvalRecord], None] | None, on_notice: Callable[[str], None]) -> TrainResult:
-    metrics_path = run_dir / METRICS_FILE
+    layout = RunLayout(run_dir)
+    metrics_path = layout.metrics
     if metrics_path.is_file():
         try:
             done = json.loads(metrics_path.read_text())
@@ -464,8 +445,8 @@ def _resume_locked(run_dir: Path, cfg: Config, progress: bool, console: Any,
     step = int(meta["step"])
     try:
         model.set_random_seed(cfg.seed + step)
-        history = read_evaluations(run_dir / EVAL_CSV, up_to_step=step)
-        write_evaluations(run_dir / EVAL_CSV, history)
+        history = read_evaluations(layout.evaluations, up_to_step=step)
+        write_evaluations(layout.evaluations, history)
         _set_logger(model, run_dir)
         clock = RunClock(banked=float(meta.get("wall_time_s", 0.0)))
         session = _Session(run_dir, cfg, eval_env, clock, history, progress, console, on_eval)
@@ -482,7 +463,7 @@ def load_run_model(run_dir: str | Path, device: str = "cpu") -> tuple[BaseAlgori
     """(model, config, source): ``model.zip``, or the newest checkpoint of an unfinished run."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    path = run_dir / MODEL_FILE
+    path = RunLayout(run_dir).model
     source = MODEL_FILE
     if not path.is_file():
         meta = latest_checkpoint(run_dir)
@@ -522,7 +503,8 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     run_dir = Path(run_dir)
     model, cfg, source = load_run_model(run_dir)
     seed = cfg.seed + EVAL_SEED_OFFSET if seed is None else int(seed)
-    video_dir = run_dir / VIDEO_DIR if video else None
+    layout = RunLayout(run_dir)
+    video_dir = layout.videos if video else None
     env = make_eval_env(cfg.env, seed, cfg.env_kwargs, video_dir)
     seen: list[np.ndarray] = []  # observations the actor decided on, for its energy per decision
     t0 = time.perf_counter()
@@ -536,5 +518,5 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     if seen:
         energy = actor_energy(model, np.concatenate(seen))
         result.update(energy_nj=energy["energy_nj"], firing_rate=energy["firing_rate"], energy=energy)
-    _write_json(run_dir / EVALUATION_FILE, result)
+    _write_json(layout.evaluation, result)
     return result

@@ -43,6 +43,7 @@ from spikerl.compare_stats import (
     stats_json,
     stats_markdown,
 )
+from spikerl.run_layout import CONFIG_FILE, RunLayout
 
 #: the ``metrics.json`` status of a run that trained its whole budget
 COMPLETED = "completed"
@@ -103,13 +104,13 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists():
             raise FileNotFoundError(f"no such run directory: {p}")
-        if (p / "config.yaml").is_file():
+        if RunLayout(p).is_run():
             found.append(p)
         else:
-            found.extend(sorted(c.parent for c in p.rglob("config.yaml")))
+            found.extend(sorted(c.parent for c in p.rglob(CONFIG_FILE)))
     if not found:
         raise FileNotFoundError(
-            f"no run directories (folders with config.yaml) under: {', '.join(map(str, paths))}"
+            f"no run directories (folders with {CONFIG_FILE}) under: {', '.join(map(str, paths))}"
         )
     return sorted(set(found))
 
@@ -174,13 +175,14 @@ def _read_evaluations(path: Path) -> tuple[list[float], list[float]]:
 def load_run(path: str | Path) -> RunRecord:
     """Read one run directory; :class:`RunReadError` names the file that cannot be read."""
     path = Path(path)
-    cfg_file = path / "config.yaml"
+    layout = RunLayout(path)
+    cfg_file = layout.config
     if not cfg_file.is_file():
-        raise FileNotFoundError(f"{path} is not a run directory: it has no config.yaml")
+        raise FileNotFoundError(f"{path} is not a run directory: it has no {CONFIG_FILE}")
     config = _read_config(cfg_file)
-    steps, means = _read_evaluations(path / "evaluations.csv")
-    metrics = _read_json(path / "metrics.json")
-    extra = _read_json(path / "evaluation.json") or {}
+    steps, means = _read_evaluations(layout.evaluations)
+    metrics = _read_json(layout.metrics)
+    extra = _read_json(layout.evaluation) or {}
     seed = config.get("seed")
     steps_per_s = None if metrics is None else metrics.get("steps_per_second", metrics.get("steps_per_s"))
     status = UNFINISHED if metrics is None else str(metrics.get("status", COMPLETED))

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from spikerl.lifeline import PARENT_ENV
+from spikerl.run_layout import RunLayout
 from spikerl.run_lock import lock_holder
 
 #: a trial's state in the live table; a finished trial's is its TrialResult status
@@ -196,7 +197,7 @@ def load_sweep_file(path: str | Path) -> dict[str, Any]:
 # -- one trial ---------------------------------------------------------------------------------
 def _read_metrics(trial: Trial) -> dict[str, Any]:
     """The trial's ``metrics.json`` (empty when missing or unreadable)."""
-    path = trial.run_dir / "metrics.json"
+    path = RunLayout(trial.run_dir).metrics
     try:
         data = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
@@ -216,8 +217,7 @@ def trial_state(trial: Trial) -> str:
         return "done"
     if status == "non_finite_loss":
         return "non_finite"
-    ckpt = trial.run_dir / "checkpoints"
-    if ckpt.is_dir() and any(ckpt.glob("*.json")):
+    if RunLayout(trial.run_dir).checkpoint_steps():
         return "interrupted"
     return "new"
 
@@ -346,14 +346,15 @@ def run_trial(trial: Trial, threads: int = 1) -> TrialResult:
 def trial_progress(trial: Trial) -> dict[str, Any]:
     """Live numbers of a trial from its run directory (``progress.json`` and ``evaluations.csv``)."""
     info: dict[str, Any] = {}
-    prog = trial.run_dir / "progress.json"
+    layout = RunLayout(trial.run_dir)
+    prog = layout.progress
     if prog.is_file():
         try:
             data = json.loads(prog.read_text())
             info.update(data if isinstance(data, dict) else {})
         except (OSError, ValueError):
             pass
-    evals = trial.run_dir / "evaluations.csv"
+    evals = layout.evaluations
     if evals.is_file():
         try:
             rows = [r for r in evals.read_text().strip().splitlines()[1:] if r]
