@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,13 @@ def run_subprocess(*argv: str, cwd: Path | None = None, timeout: float = 120) ->
     """Run ``spikerl ARGV`` in a subprocess and wait for it (output captured as text)."""
     return subprocess.run(spikerl_cmd(*argv), cwd=cwd, env=subprocess_env(), capture_output=True, text=True,
                           timeout=timeout)
+
+
+def wait_for_first_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout: float) -> None:
+    """Wait until the ``spikerl train`` subprocess ``proc`` has a checkpoint marker in ``run_dir``; the test fails if
+    the process ends first or none comes within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not list((run_dir / "checkpoints").glob("*.json")):
+        assert proc.poll() is None, f"training ended before its first checkpoint: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, f"no checkpoint within {timeout:g} s"
+        time.sleep(0.05)

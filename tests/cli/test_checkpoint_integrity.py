@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import ENV, run_cli, tiny
+from cli_helpers import run_cli
 from spikerl.agents.callbacks import CheckpointError, verify_checkpoint
-from spikerl.agents.training import train_run
-
-from spikerl.config import load_config
 
 CKPT = "checkpoints"
 
 
-@pytest.fixture(scope="module")
-def _template(tmp_path_factory) -> Path:
-    """A run with checkpoints at steps 100 and 200 whose process 'died' after step 250."""
-    run_dir = tmp_path_factory.mktemp("integrity") / "run"
-    cfg = load_config("td3-ann", tiny(False) + [f"env={ENV}", "total_timesteps=250", "checkpoint.every=100"])
-    train_run(cfg, run_dir)
-    (run_dir / "model.zip").unlink()
-    (run_dir / "metrics.json").unlink()
-    return run_dir
-
-
 @pytest.fixture
-def run_dir(_template, tmp_path) -> Path:
-    return Path(shutil.copytree(_template, tmp_path / "run"))
+def run_dir(unfinished_run) -> Path:
+    """A run with checkpoints at steps 100 and 200 whose process 'died' after step 250 (a fresh copy per test)."""
+    return unfinished_run
 
 
 def _file(run_dir: Path, step: int, suffix: str) -> Path:

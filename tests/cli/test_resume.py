@@ -7,16 +7,12 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import ENV, run_cli, run_subprocess, spikerl_cmd, subprocess_env, tiny
+from cli_helpers import ENV, run_cli, run_subprocess, spikerl_cmd, subprocess_env, tiny, wait_for_first_checkpoint
 from spikerl.agents import ProxyTD3
-from spikerl.agents.training import train_run
-
-from spikerl.config import load_config
 
 BUDGET = 600
 EVERY = 200
@@ -34,11 +30,7 @@ def test_sigkill_then_resume_finishes_the_exact_budget(tmp_path) -> None:
             "--checkpoint-every", str(EVERY), "--seed", "3", "--set", *tiny(), f"eval.freq={EVERY}"]
     proc = subprocess.Popen(spikerl_cmd(*args), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while not list((run_dir / "checkpoints").glob("*.json")):
-            assert proc.poll() is None, f"training ended before its first checkpoint: {proc.stderr.read()}"
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
-            time.sleep(0.05)
+        wait_for_first_checkpoint(proc, run_dir, 120)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -67,22 +59,6 @@ def test_sigkill_then_resume_finishes_the_exact_budget(tmp_path) -> None:
 
     again = run_subprocess("train", "--resume", str(run_dir))
     assert again.returncode == 2 and "already finished its 600 steps" in again.stderr
-
-
-@pytest.fixture(scope="module")
-def _unfinished_template(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("template") / "run"
-    cfg = load_config("td3-ann", tiny(False) + [f"env={ENV}", "total_timesteps=250", "checkpoint.every=100"])
-    train_run(cfg, run_dir)
-    (run_dir / "model.zip").unlink()
-    (run_dir / "metrics.json").unlink()
-    return run_dir
-
-
-@pytest.fixture
-def unfinished_run(_unfinished_template, tmp_path):
-    """A run with checkpoints at 100 and 200 whose process 'died' after step 250 (a fresh copy per test)."""
-    return Path(shutil.copytree(_unfinished_template, tmp_path / "run"))
 
 
 def _one_line_error(capsys, *argv) -> str:
@@ -146,10 +122,10 @@ def test_resume_rejects_config_flags_and_bad_dirs(tmp_path, capsys) -> None:
     assert "does not exist" in err
 
 
-def test_resuming_the_same_checkpoint_twice_is_reproducible(_unfinished_template, tmp_path, capsys) -> None:
+def test_resuming_the_same_checkpoint_twice_is_reproducible(unfinished_template, tmp_path, capsys) -> None:
     results = []
     for name in ("a", "b"):
-        run_dir = Path(shutil.copytree(_unfinished_template, tmp_path / name))
+        run_dir = Path(shutil.copytree(unfinished_template, tmp_path / name))
         code, _out, err = run_cli(capsys, "train", "--resume", str(run_dir), "--quiet")
         assert code == 0, err
         with (run_dir / "evaluations.csv").open() as fh:
@@ -157,6 +133,6 @@ def test_resuming_the_same_checkpoint_twice_is_reproducible(_unfinished_template
     assert results[0] == results[1]
     assert [int(r[0]) for r in results[0]] == [0, 100, 200, 250]
     a, b = (ProxyTD3.load(tmp_path / name / "model.zip", device="cpu").policy.state_dict() for name in "ab")
-    start = ProxyTD3.load(_unfinished_template / "checkpoints" / "step_0000000200.zip", device="cpu")
+    start = ProxyTD3.load(unfinished_template / "checkpoints" / "step_0000000200.zip", device="cpu")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], v) for k, v in start.policy.state_dict().items())  # it did train

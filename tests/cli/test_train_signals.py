@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 
 import pytest
-from cli_helpers import ENV, spikerl_cmd, subprocess_env, tiny
+from cli_helpers import ENV, spikerl_cmd, subprocess_env, tiny, wait_for_first_checkpoint
 from spikerl.agents.callbacks import list_checkpoints, verify_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -23,11 +22,7 @@ def test_signal_stops_training_with_one_line_and_metrics(tmp_path, sig) -> None:
     proc = subprocess.Popen(spikerl_cmd(*argv), env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        deadline = time.monotonic() + 180
-        while not list((run_dir / "checkpoints").glob("*.json")):
-            assert proc.poll() is None, f"training ended before its first checkpoint: {proc.communicate()}"
-            assert time.monotonic() < deadline, "no checkpoint within 180 s"
-            time.sleep(0.05)
+        wait_for_first_checkpoint(proc, run_dir, 180)
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=60)
     finally:
