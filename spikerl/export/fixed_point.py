@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from spikerl.runtime.spec import ENCODER_THRESHOLD, PolicySpec
+from spikerl.runtime.spec import ENCODER_THRESHOLD, LinearShape, PolicySpec
 
 FIXED_KINDS = ("if", "lif", "plif", "clif", "multi-threshold", "if-conv")
 Q_DECAY = 15
@@ -49,7 +49,7 @@ INPUT_MAX = 32767
 
 
 @dataclass
-class FixedLayer:
+class FixedLayer(LinearShape):
     """One quantized layer (see the module docstring for the arithmetic)."""
 
     neuron: str
@@ -65,14 +65,6 @@ class FixedLayer:
     fire_ge: bool = True  # if-conv
     v0: np.ndarray | None = None  # int32 [n_out] start potential (if-conv)
     alpha: int = 0  # Q15 CRPI alpha (if-conv)
-
-    @property
-    def n_in(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def n_out(self) -> int:
-        return int(self.weight.shape[0])
 
 
 @dataclass

@@ -85,8 +85,22 @@ def neuron_equations(neuron: str, params: dict[str, Any]) -> list[str]:
     return lines
 
 
+class LinearShape:
+    """The sizes of a layer whose ``weight`` is ``[out, in]``."""
+
+    weight: np.ndarray
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weight.shape[0])
+
+
 @dataclass
-class LayerSpec:
+class LayerSpec(LinearShape):
     """One ``Linear -> neuron`` layer: ``weight[out, in]``, ``bias[out]``, neuron kind and parameters.
 
     ``threshold[out]``: per-neuron thresholds (``if-conv`` / ``diff-conv`` layers only)."""
@@ -96,14 +110,6 @@ class LayerSpec:
     neuron: str
     params: dict[str, Any]
     threshold: np.ndarray | None = None
-
-    @property
-    def n_in(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def n_out(self) -> int:
-        return int(self.weight.shape[0])
 
 
 @dataclass
