@@ -91,6 +91,26 @@ def compact_events(flag, oidx, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
+def emit_unit_events(flag, oidx, ovals, n, one):  # pragma: no cover - compiled
+    """The neurons j < n with ``flag[j] == 1`` as events of value 1: indices into ``oidx``, ``one`` into ``ovals``;
+    returns their count."""
+    count = compact_events(flag, oidx, n)
+    for q in range(count):
+        ovals[q] = one
+    return count
+
+
+@njit(cache=True, inline="always")
+def emit_valued_events(flag, oidx, ovals, n, value):  # pragma: no cover - compiled
+    """The neurons j < n with ``flag[j] == 1`` as events of value ``value[j]``: indices into ``oidx``, values into
+    ``ovals``; returns their count."""
+    count = compact_events(flag, oidx, n)
+    for q in range(count):
+        ovals[q] = value[oidx[q]]
+    return count
+
+
+@njit(cache=True, inline="always")
 def read_observation(obs, x, squash):  # pragma: no cover - compiled
     """x = tanh(obs) (``squash``) or obs; returns -1, or the index of the first non-finite entry (x is then
     only partly written)."""
@@ -134,11 +154,7 @@ def encode_population(x, mean, std, thr, neg_half, a, v, count, flag, idx, vals,
             v[k] = vk - thr if fired else vk
             count[k] += one if fired else zero
             flag[k] = 1 if fired else 0
-        n = compact_events(flag, idx[t], n_enc)
-        vt = vals[t]
-        for q in range(n):
-            vt[q] = one
-        cnt[t] = n
+        cnt[t] = emit_unit_events(flag, idx[t], vals[t], n_enc, one)
 
 
 @njit(cache=True, inline="always")
@@ -211,11 +227,7 @@ def leaky_layer(cur, u, decay, thr, hard, count, flag, idx, vals, cnt, one, zero
             u[j] = (zero if hard else h - thr) if fired else h
             count[j] += one if fired else zero
             flag[j] = 1 if fired else 0
-        n = compact_events(flag, idx[t], n_out)
-        vt = vals[t]
-        for q in range(n):
-            vt[q] = one
-        cnt[t] = n
+        cnt[t] = emit_unit_events(flag, idx[t], vals[t], n_out, one)
 
 
 @njit(cache=True, inline="always")
@@ -235,12 +247,7 @@ def conv_layer(cur, u, theta, ge, count, flag, idx, vals, cnt, one, zero):  # pr
             u[j] = h - th if fired else h
             count[j] += one if fired else zero
             flag[j] = 1 if fired else 0
-        oidx = idx[t]
-        n = compact_events(flag, oidx, n_out)
-        vt = vals[t]
-        for q in range(n):
-            vt[q] = theta[oidx[q]]
-        cnt[t] = n
+        cnt[t] = emit_valued_events(flag, idx[t], vals[t], n_out, theta)
 
 
 @njit(cache=True, inline="always")
@@ -376,12 +383,7 @@ def diff_layer(cur, x0, v, r_in, r_out, em, count, lvt, signed, m, sel, flag, id
             em[j] += abs(o)
             count[j] += one if fired else zero
             flag[j] = 1 if fired else 0
-        oidx = idx[t]
-        n = compact_events(flag, oidx, n_out)
-        ovals = vals[t]
-        for q in range(n):
-            ovals[q] = m[oidx[q]]
-        cnt[t] = n
+        cnt[t] = emit_valued_events(flag, idx[t], vals[t], n_out, m)
 
 
 @njit(cache=True, inline="always")
