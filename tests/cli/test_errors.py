@@ -13,7 +13,7 @@ from cli_helpers import run_cli, run_subprocess
      "unknown key 'actor.Tx'; known keys of 'actor': hidden, neuron, T, neuron_kwargs"),
     (["train", "td3-proxy-lif", "--set", "learning_starts=soon"],
      "learning_starts: expected an integer >= 0, got 'soon'"),
-    (["train", "td3-proxy-lf"], "unknown preset 'td3-proxy-lf'; presets: sac-ann, sac-lif"),
+    (["train", "td3-proxy-lf"], "unknown preset 'td3-proxy-lf'; presets: quickstart, sac-ann, sac-lif"),
 ])
 def test_config_errors_are_one_line_without_traceback(argv, needle, tmp_path) -> None:
     proc = run_subprocess(*argv, cwd=tmp_path)
