@@ -25,6 +25,7 @@ from spikerl.agents.episodes import (
     finish_videos,
     make_policy_env,
     run_policy_episodes,
+    snn_evaluation_record,
 )
 
 from spikerl.run_layout import EVALUATION_FILE, VIDEO_DIR
@@ -111,17 +112,9 @@ def evaluate_bundle(path: str | os.PathLike[str], episodes: int = 10, seed: int 
     t0 = time.perf_counter()
     returns, lengths = run_policy_episodes(agent, env, int(seed), episodes, on_episode)
     report = policy.energy(agent.mean_counts(), energy_model)
-    result = {
-        "env": env_id, "model": str(path), "runtime": "spikerl.runtime", "episodes": int(episodes),
-        "deterministic": True, "seed": int(seed),
-        "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-        "returns": returns, "lengths": lengths, "wall_time_s": time.perf_counter() - t0,
-        "videos": finish_videos(video_dir, episodes, path),
-        "energy_nj": report.energy_nj, "firing_rate": report.firing_rate,
-        "energy": {"kind": "snn", "sops": report.sops, "macs": report.macs, "energy_nj": report.energy_nj,
-                   "firing_rate": report.firing_rate, "energy_model": energy_model,
-                   "decisions": agent.decisions},
-    }
+    videos = finish_videos(video_dir, episodes, path)
+    result = snn_evaluation_record(env_id, path, "spikerl.runtime", int(seed), returns, lengths,
+                                   time.perf_counter() - t0, videos, report, energy_model, agent.decisions)
     if write:
         (path / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from spikerl.agents.deploy import BundleAgent, evaluate_bundle, export_run
-from spikerl.agents.episodes import EVAL_SEED_OFFSET, make_policy_env, run_policy_episodes
+from spikerl.agents.episodes import EVAL_SEED_OFFSET, make_policy_env, run_policy_episodes, snn_evaluation_record
 
 from spikerl.run_layout import EVALUATION_FILE
 from spikerl.runtime.c_policy import META_FILE, load_c_policy
@@ -74,16 +74,8 @@ def evaluate_c_export(path: str | os.PathLike[str], episodes: int = 10, seed: in
     t0 = time.perf_counter()
     returns, lengths = run_policy_episodes(agent, env, seed, episodes)
     report = policy.energy(agent.mean_counts(), energy_model)
-    result = {
-        "env": env_id, "model": str(path), "runtime": f"C export ({policy.precision}, via ctypes)",
-        "episodes": int(episodes), "deterministic": True, "seed": seed,
-        "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-        "returns": returns, "lengths": lengths, "wall_time_s": time.perf_counter() - t0, "videos": [],
-        "energy_nj": report.energy_nj, "firing_rate": report.firing_rate,
-        "energy": {"kind": "snn", "sops": report.sops, "macs": report.macs, "energy_nj": report.energy_nj,
-                   "firing_rate": report.firing_rate, "energy_model": energy_model,
-                   "decisions": agent.decisions},
-    }
+    result = snn_evaluation_record(env_id, path, f"C export ({policy.precision}, via ctypes)", seed, returns, lengths,
+                                   time.perf_counter() - t0, [], report, energy_model, agent.decisions)
     if write:
         (path / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result

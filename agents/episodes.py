@@ -93,3 +93,19 @@ def run_policy_episodes(agent: Any, env: Any, seed: int, episodes: int,
     finally:
         env.close()
     return returns, lengths
+
+
+def snn_evaluation_record(env_id: str, model: Path, runtime: str, seed: int, returns: list[float],
+                          lengths: list[int], wall_time_s: float, videos: list[str], report: Any,
+                          energy_model: str, decisions: int) -> dict[str, Any]:
+    """The ``evaluation.json`` of a spiking policy run outside torch (a bundle or a C export): the returns of
+    its deterministic episodes and the energy per decision from the spike counts of every decision."""
+    return {
+        "env": env_id, "model": str(model), "runtime": runtime, "episodes": len(returns),
+        "deterministic": True, "seed": int(seed),
+        "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+        "returns": returns, "lengths": lengths, "wall_time_s": wall_time_s, "videos": videos,
+        "energy_nj": report.energy_nj, "firing_rate": report.firing_rate,
+        "energy": {"kind": "snn", "sops": report.sops, "macs": report.macs, "energy_nj": report.energy_nj,
+                   "firing_rate": report.firing_rate, "energy_model": energy_model, "decisions": decisions},
+    }
