@@ -30,6 +30,7 @@ class Outcome:
     train_episodes: int
     step: int
     budget: int
+    stop_at: float | None
     stopped_early: bool
     bundle_return: float
     bundle_std: float
@@ -64,7 +65,8 @@ def read_outcome(run_dir: Path) -> Outcome:
     try:
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
         episodes = int(config["eval"]["episodes"])
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        stop_at = config["eval"].get("stop_at")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError):
         raise SummaryError(f"{run_dir / 'config.yaml'} is missing or has no eval.episodes") from None
     if metrics.get("status") != "completed" or metrics.get("final_return") is None:
         raise SummaryError(f"{run_dir / 'metrics.json'}: training did not complete (status "
@@ -73,7 +75,7 @@ def read_outcome(run_dir: Path) -> Outcome:
         env=str(config.get("env")), seed=int(config.get("seed", 0)),
         train_return=float(metrics["final_return"]), train_std=float(metrics["final_return_std"]),
         train_episodes=episodes, step=int(metrics["total_timesteps"]), budget=int(metrics["budget"]),
-        stopped_early=bool(metrics.get("stopped_early", False)),
+        stop_at=None if stop_at is None else float(stop_at), stopped_early=bool(metrics.get("stopped_early", False)),
         bundle_return=float(bundle["mean_return"]), bundle_std=float(bundle["std_return"]),
         bundle_episodes=int(bundle["episodes"]), eval_seed=int(bundle["seed"]), energy_nj=bundle.get("energy_nj"),
         firing_rate=bundle.get("firing_rate"))
@@ -87,7 +89,7 @@ def _minutes(seconds: float) -> str:
 def summary(outcome: Outcome, run_dir: Path, wall_s: float, min_return: float) -> tuple[list[str], bool]:
     """(lines to print, whether both returns reached ``min_return``)."""
     o = outcome
-    why = (f"stopped at the first evaluation >= {min_return:g}" if o.stopped_early
+    why = (f"stopped at the first evaluation >= {o.stop_at:g}" if o.stopped_early and o.stop_at is not None
            else f"the {o.budget}-step cap came first")
     energy = "-" if o.energy_nj is None else f"{o.energy_nj:.2f} nJ per decision"
     if o.firing_rate is not None:

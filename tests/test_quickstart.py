@@ -22,7 +22,7 @@ quickstart_summary = load_script("quickstart_summary")
 def _fake_run(run_dir: Path, train: float, bundle: float, stopped_early: bool = True) -> Path:
     (run_dir / "bundle").mkdir(parents=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"env": "InvertedPendulum-v5", "seed": 2,
-                                                         "eval": {"episodes": 10}}))
+                                                         "eval": {"episodes": 10, "stop_at": 1000.0}}))
     (run_dir / "metrics.json").write_text(json.dumps({
         "status": "completed", "total_timesteps": 10000 if stopped_early else 20000, "budget": 20000,
         "final_return": train, "final_return_std": 0.0, "stopped_early": stopped_early, "message": ""}))
@@ -37,7 +37,7 @@ def test_summary_passes_when_both_returns_reach_the_bar(tmp_path: Path, capsys) 
     assert quickstart_summary.main([str(run_dir), "--wall-s", "185"]) == 0
     out = capsys.readouterr().out
     assert ("training   return 1000.00 ± 0.00 over 10 deterministic episodes at step 10000 (stopped at the first "
-            "evaluation >= 950)") in out
+            "evaluation >= 1000)") in out
     assert "bundle     return 950.00 ± 1.50 over 10 episodes from the same start states (env seed 102)" in out
     assert "energy     0.39 nJ per decision (firing rate 0.250 per neuron and time step)" in out
     assert "wall time  3 min 05 s" in out and f"{run_dir}/bundle/: manifest.json" in out
