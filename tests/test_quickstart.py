@@ -65,11 +65,11 @@ def test_summary_names_a_missing_file(tmp_path: Path, capsys) -> None:
                    "finish")
 
 
-def test_the_quickstart_preset_is_td3_proxy_lif_on_inverted_pendulum_with_a_stop() -> None:
+def test_the_quickstart_preset_is_td3_proxy_lif_on_inverted_pendulum_stopping_at_the_maximum() -> None:
     cfg = load_config("quickstart")
     assert (cfg.algo, cfg.target, cfg.policy, cfg.actor.neuron, cfg.env) == (
         "td3", "proxy", "SNNPolicy", "lif", "InvertedPendulum-v5")
-    assert (cfg.eval.stop_at, cfg.eval.episodes, cfg.eval.deterministic, cfg.total_timesteps) == (950, 10, True, 20000)
+    assert (cfg.eval.stop_at, cfg.eval.episodes, cfg.eval.deterministic, cfg.total_timesteps) == (1000, 10, True, 20000)
 
 
 @pytest.mark.slow
