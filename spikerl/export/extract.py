@@ -74,7 +74,9 @@ def spec_from_actor(policy: Any) -> PolicySpec:
             raise ValueError("the stochastic population encoder (encoder='pop-stochastic') has no "
                              "deterministic deployment form; train with encoder='pop' or 'direct'")
         kind, pop = "pop", enc.pop_dim
-        mean, std = arr(enc.mean), arr(enc.std)
+        # the encoder reads std only as std**2, so training may take an entry below zero; |std| is the same
+        # encoder bit for bit, and the positive width every deployment form expects
+        mean, std = arr(enc.mean), np.abs(arr(enc.std))
     elif isinstance(enc, DirectEncoder):
         kind, pop = "direct", 1
     else:
