@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -72,8 +73,10 @@ def test_two_trainers_started_at_once_one_is_refused(tmp_path) -> None:
 
 
 def test_resume_overwrite_and_a_second_start_while_training_are_refused(tmp_path) -> None:
+    """The first trainer's budget is far beyond what the three attempts take, so it is still training (and holding
+    the lock) during each of them on any machine; it is then stopped with SIGTERM and its rows checked."""
     run_dir = tmp_path / "run"
-    first = _start(*_train_args(run_dir, 2000, 250))
+    first = _start(*_train_args(run_dir, 1_000_000, 250))
     try:
         _wait_for(lambda: any((run_dir / "checkpoints").glob("*.json")), first, "first checkpoint")
         attempts = {
@@ -82,18 +85,22 @@ def test_resume_overwrite_and_a_second_start_while_training_are_refused(tmp_path
             "second start": _train_args(run_dir, 500, 250),
         }
         for name, argv in attempts.items():
+            assert first.poll() is None, f"the first trainer ended before the {name} attempt"
             done = run_subprocess(*argv, timeout=180)
             assert done.returncode == 2, (name, done.stderr)
             assert done.stderr.startswith(f"spikerl train: error: {_refusal(run_dir, first)}train td3-ann "), name
             assert done.stderr.count("\n") == 1, name
             assert (run_dir / "config.yaml").is_file() and any((run_dir / "checkpoints").glob("*.json")), name
             assert first.poll() is None, f"the first trainer ended during the {name} attempt"
+        first.send_signal(signal.SIGTERM)
     finally:
         code, _out, err = _finish(first)
-    assert code == 0, err
-    assert _eval_steps(run_dir) == list(range(0, 2001, 250))
+    assert code == 128 + signal.SIGTERM, err
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert (metrics["status"], metrics["total_timesteps"], metrics["resumed_from"]) == ("completed", 2000, None)
+    assert (metrics["status"], metrics["resumed_from"]) == ("interrupted", None)
+    steps = _eval_steps(run_dir)  # the first trainer's rows only, once each, in order
+    assert steps == list(range(0, 250 * len(steps), 250)) and len(steps) >= 2
+    assert not (run_dir / ".lock").exists()
 
 
 def test_two_sweeps_into_the_same_out_folder(tmp_path) -> None:
