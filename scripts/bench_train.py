@@ -32,7 +32,7 @@ import stable_baselines3
 import torch
 from benchlib import cpu_name  # noqa: E402  (scripts/ is on sys.path)
 from spikerl.agents import ProxyTD3, snn_or_none
-from spikerl.agents.cpu import keep_freed_memory
+from spikerl.agents.cpu import flush_denormals, keep_freed_memory
 from spikerl.envs import make_env
 from stable_baselines3 import TD3
 from torch import nn
@@ -191,7 +191,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Training throughput ({report['env']}, one process)", "",
              f"{report['measured_steps_per_model']} steps per model after {report['learning_starts']} start steps "
              f"(one gradient step per env step), round-robin chunks of {report['chunk']}; glibc malloc "
-             f"keep-freed {'on' if report['malloc_keep_freed_memory'] else 'off'}; neuron kernel CPU backend "
+             f"keep-freed {'on' if report['malloc_keep_freed_memory'] else 'off'}; subnormals flushed to zero: "
+             f"{'yes' if report.get('denormals_flushed') else 'no'} (all three models); neuron kernel CPU backend "
              f"{report['neuron_kernel_cpu_backend']}; OMP_WAIT_POLICY {report['env_vars']['OMP_WAIT_POLICY']}; "
              f"{report['machine']['cores']} cores; torch {report['versions']['torch']}, "
              f"SB3 {report['versions']['stable_baselines3']}.", ""]
@@ -257,8 +258,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also profile 40 train steps of (a)")
     parser.add_argument("--no-keep-freed-memory", dest="keep_freed", action="store_false",
                         help="leave glibc's malloc thresholds alone (default: spikerl.agents.cpu.keep_freed_memory)")
+    parser.add_argument("--no-flush-denormals", dest="flush_denormals", action="store_false",
+                        help="keep subnormal floats (default: flushed to zero, as spikerl train does; "
+                             "spikerl.agents.cpu.flush_denormals)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
+    denormals_flushed = flush_denormals() if args.flush_denormals else False  # before torch's worker threads
     reference_mode = args.reference is not None
     args.env = args.env or ("Hopper-v4" if reference_mode else "Hopper-v5")
     args.rounds = args.rounds or (3 if reference_mode else 10)
@@ -281,7 +286,7 @@ def main() -> None:
     report = {
         "env": args.env, "learning_starts": args.learning_starts,
         "measured_steps_per_model": args.rounds * args.chunk, "chunk": args.chunk, "rounds": args.rounds,
-        "malloc_keep_freed_memory": malloc_tuned,
+        "malloc_keep_freed_memory": malloc_tuned, "denormals_flushed": denormals_flushed,
         "neuron_kernel_cpu_backend": getattr(fused_kernels, "CPU_BACKEND", "torch"),
         "env_vars": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},

@@ -219,6 +219,18 @@ def proxy_grads_figures(d: dict[str, Any]) -> str:
                       f"{num(100 * d['keep_threshold'], 0)}% at every thread count. Result: {d['decision']}."])
 
 
+def flush_denormals_figures(d: dict[str, Any]) -> str:
+    r = d["ratio_kept_over_flushed"]
+    kept = statistics.median(k["proxy_adam_step_ms"] for k in d["kept"])
+    flushed = statistics.median(f["proxy_adam_step_ms"] for f in d["flushed"])
+    share = statistics.median(k["proxy_subnormal_fraction"] for k in d["kept"])
+    return (f"PT-LIF train step on {d['env']} ({d['threads']} torch threads, {d['rounds']} rounds of one process "
+            f"each way, alternating): t(subnormals kept) / t(flushed to zero) median **{num(r['median'], 3)}** "
+            f"(range {num(r['min'], 3)}-{num(r['max'], 3)}). With subnormals kept, {num(100 * share, 0)}% of the "
+            f"proxy's Adam state was subnormal and its optimizer step took {num(kept, 2)} ms; flushed, "
+            f"{num(flushed, 2)} ms. `spikerl train` flushes them.")
+
+
 def _campaign_interval(iv: dict[str, float] | None, digits: int = 0) -> str:
     return "–" if iv is None else f"{num(iv['value'], digits)} [{num(iv['low'], digits)}, {num(iv['high'], digits)}]"
 
@@ -260,7 +272,7 @@ def bench_renderer(stem: str) -> Callable[[dict[str, Any]], str]:
     for prefix, fn in (("core", core_figures), ("deploy", deploy_figures), ("train", train_figures),
                        ("convert_control", convert_control_figures), ("convert_vision", convert_vision_figures),
                        ("reproduce", reproduce_figures), ("proxy_grads", proxy_grads_figures),
-                       ("campaign", campaign_figures)):
+                       ("flush_denormals", flush_denormals_figures), ("campaign", campaign_figures)):
         if stem == prefix or stem.startswith(prefix + "_"):
             return fn
     raise SystemExit(f"gen_docs: no renderer for benchmarks/{stem}.json; add one to scripts/gen_docs.py")

@@ -153,9 +153,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from spikerl.agents.cpu import keep_freed_memory
+    from spikerl.agents.cpu import flush_denormals, keep_freed_memory
     from spikerl.agents.training import RunError, io_error_text, resume_run, train_run
 
+    flush_denormals()  # before torch starts its worker threads, which inherit it: subnormal Adam state is slow
     set_torch_threads(args.threads)
     keep_freed_memory()  # reuse freed tensor memory instead of page-faulting fresh pages every update
 
