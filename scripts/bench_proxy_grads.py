@@ -34,7 +34,7 @@ import stable_baselines3
 import torch
 from benchlib import cpu_name  # noqa: E402  (scripts/ is on sys.path)
 from spikerl.agents import NonFiniteLossError, ProxyActor, ProxyTD3
-from spikerl.agents.cpu import keep_freed_memory
+from spikerl.agents.cpu import flush_denormals, keep_freed_memory
 from spikerl.envs import make_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +157,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
-    malloc_tuned = keep_freed_memory()  # as ``spikerl train`` runs
+    denormals_flushed = flush_denormals()  # as ``spikerl train`` runs, before torch starts its threads
+    malloc_tuned = keep_freed_memory()
 
     models: dict[str, ProxyTD3] = {"autograd": build(ProxyTD3, args), "hand": build(HandWrittenProxyTD3, args)}
     for model in models.values():  # fills the buffer with random actions (learning_starts); no training yet
@@ -169,6 +170,7 @@ def main() -> None:
         "setup": (f"ProxyTD3 PT-LIF T=5 on {args.env}, hidden 256-256, proxy 512-512, K=3, batch 256, "
                   f"{args.transitions} uniform-random transitions in the buffer"),
         "warmup": args.warmup, "block": args.block, "rounds": args.rounds, "malloc_keep_freed_memory": malloc_tuned,
+        "denormals_flushed": denormals_flushed,
         "runs": runs, "keep_threshold": KEEP_THRESHOLD,
         "decision": ("keep the hand-written gradients" if keep
                      else "plain autograd (the hand-written gradients gain less than the threshold)"),
