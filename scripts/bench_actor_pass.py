@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from benchlib import cpu_name  # scripts/ is on sys.path
-from spikerl.agents.cpu import keep_freed_memory
+from spikerl.agents.cpu import flush_denormals, keep_freed_memory
 
 from spikerl import SpikingActor
 from spikerl.kernels import fused
@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
+    flush_denormals()  # as spikerl train runs, before torch starts its threads
     keep_freed_memory()
     report = {"batch": args.batch, "rounds": args.rounds, "reps": args.reps, "machine": {"cpu": cpu_name(),
               "cores": os.cpu_count()}, "torch": torch.__version__, "neuron_kernel_cpu_backend": fused.CPU_BACKEND,

@@ -23,7 +23,7 @@ import torch
 from benchlib import cpu_name  # scripts/ is on sys.path
 from spikerl.agents import ProxyTD3
 from spikerl.agents.common import BF16_PARTS
-from spikerl.agents.cpu import keep_freed_memory
+from spikerl.agents.cpu import flush_denormals, keep_freed_memory
 from spikerl.envs import make_env
 
 from spikerl.precision import native_bf16
@@ -99,6 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     if not native_bf16():
         raise SystemExit("this CPU has no native bfloat16 GEMMs (AVX512-BF16 or AMX): nothing to compare")
+    flush_denormals()  # as spikerl train runs, before torch starts its threads
     keep_freed_memory()
     models = {name: build(args, precision) for name, precision in variants().items()}
     report = {"env": args.env, "steps": args.steps, "rounds": args.rounds,
