@@ -162,6 +162,42 @@ def train_figures(d: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip()
 
 
+REFERENCE_KINDS = {"reference": "the authors' main.py (PT-LIF, proxy 512-512, K = 3)",
+                   "spikerl_float32": "spikerl train td3-proxy-lif", "sb3": "SB3 TD3 MlpPolicy [256, 256]"}
+
+
+def train_reference_figures(d: dict[str, Any]) -> str:
+    """Env steps/s of the three programs and spikerl's ratios per thread count (float32 rows only)."""
+    lines = [f"{d['env']}, {d['learning_starts']} random start steps, then one gradient step (batch 256) per env step; "
+             f"rates from the time difference of {d['budgets'][0]} and {d['budgets'][1]} training steps; "
+             f"{d['rounds']} interleaved rounds (median, range); reference at commit {d['reference']['commit'][:7]}; "
+             f"{d['machine']['cpu']} ({d['machine']['cores']} cores), torch {d['versions']['torch']}.", ""]
+    for run in d["runs"]:
+        rows = [(label, f"{num(run['steps_per_s'][k]['median'], 2)} ({num(run['steps_per_s'][k]['min'], 2)}-"
+                        f"{num(run['steps_per_s'][k]['max'], 2)})")
+                for k, label in REFERENCE_KINDS.items() if k in run["steps_per_s"]]
+        ratios = [f"spikerl / {other} **{num(r['median'], 2)}x** ({num(r['min'], 2)}-{num(r['max'], 2)})"
+                  for other in ("reference", "sb3") if (r := run["ratios"].get(f"spikerl_float32/{other}"))]
+        ceiling = run["gemm_ceiling"].get("float32")
+        lines += [f"{run['torch_threads']} torch thread(s):", "", table(("program", "env steps/s"), rows, "lr"), "",
+                  "; ".join(ratios) + "."]
+        if ceiling:
+            lines[-1] += (f" GEMM-only ceiling: {num(ceiling['over_reference'], 2)}x the reference "
+                          f"({num(ceiling['gemm_ms_per_step'], 1)} ms of GEMMs per step).")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def actor_pass_figures(d: dict[str, Any]) -> str:
+    rows = [(r["torch_threads"], num(r["pass_ms_median"], 2), num(r["floor_ms_median"], 2),
+             f"**{num(r['ratio_median'], 2)}x**", f"{num(r['ratio_min'], 2)}-{num(r['ratio_max'], 2)}")
+            for r in d["runs"]]
+    return "\n".join([f"SpikingActor 110-256-256-30 (LIF, T = 5, population encoder and decoder), batch {d['batch']}, "
+                      f"forward + backward against its nine GEMMs alone; {d['rounds']} interleaved rounds of "
+                      f"{d['reps']} passes; {d['machine']['cpu']} ({d['machine']['cores']} cores).", "",
+                      table(("torch threads", "pass ms", "GEMM floor ms", "pass / floor", "range"), rows, "rrrrr")])
+
+
 def _alpha_label(row: dict[str, Any]) -> str:
     return "no carry" if row["carry"] == "none" else f"CRPI α={row['alpha']:g}"
 
@@ -269,7 +305,8 @@ PENDING_BENCH = {
 
 def bench_renderer(stem: str) -> Callable[[dict[str, Any]], str]:
     """The renderer of ``benchmarks/<stem>.json`` (by the benchmark's name prefix)."""
-    for prefix, fn in (("core", core_figures), ("deploy", deploy_figures), ("train", train_figures),
+    for prefix, fn in (("train_reference", train_reference_figures), ("actor_pass", actor_pass_figures),
+                       ("core", core_figures), ("deploy", deploy_figures), ("train", train_figures),
                        ("convert_control", convert_control_figures), ("convert_vision", convert_vision_figures),
                        ("reproduce", reproduce_figures), ("proxy_grads", proxy_grads_figures),
                        ("flush_denormals", flush_denormals_figures), ("campaign", campaign_figures)):
@@ -357,6 +394,11 @@ def results_summary(root: Path) -> str:
                  f"{num(res['pt_lif']['steps_per_s'], 2)} vs {num(res['td3_ann_sb3']['steps_per_s'], 2)} steps/s "
                  f"({num(best['ratio_pt_lif_over_sb3_td3'], 2)}x, {best['torch_threads']} threads)",
                  "`benchmarks/train.md`"))
+    ref = load_bench(root, "train_reference")
+    rows.append((f"Training throughput, {ref['env']}: spikerl vs the authors' Proxy Target code (PT-LIF)",
+                 " · ".join(f"{num(r['ratios']['spikerl_float32/reference']['median'], 2)}x at {r['torch_threads']} "
+                            f"thread{'s' if r['torch_threads'] > 1 else ''}" for r in ref["runs"]),
+                 "`benchmarks/train_reference.md`"))
     return table(("result", "figures", "source"), [(cell(a), cell(b), c) for a, b, c in rows])
 
 
