@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -57,11 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from spikerl.compare import compare_runs
-    from spikerl.sweep import expand_grid, run_sweep, summarize
+    from spikerl.sweep import SweepInterrupted, expand_grid, run_sweep, summarize
 
     trials = expand_grid(args.presets, args.envs, args.seeds, args.out, steps=args.steps, overrides=args.set)
     t0 = time.time()
-    results = run_sweep(trials, backend=args.backend, max_parallel=args.max_parallel, live=sys.stdout.isatty())
+    try:
+        results = run_sweep(trials, backend=args.backend, max_parallel=args.max_parallel, live=sys.stdout.isatty())
+    except SweepInterrupted as stopped:
+        name = signal.Signals(stopped.signum).name
+        print(f"reproduce: stopped by {name}; the running trials keep their checkpoints: run the same command "
+              f"again to resume them", file=sys.stderr)
+        return 128 + stopped.signum
     summary = summarize(results)
     print(f"{summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed "
           f"in {(time.time() - t0) / 60:.1f} min")
