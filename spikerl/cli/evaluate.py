@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     run_dir = existing_dir(args.run_dir)
+    _check_writable(run_dir)
     kind = _folder_kind(run_dir)
     if kind == "bundle":
         return _run_bundle(args, run_dir)
@@ -67,6 +69,18 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(os_error_line(err)) from None
     _report(args, result, f"model {result['model']}", run_dir)
     return 0
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse, before any episode is played, a folder where ``evaluation.json`` (and ``videos/``) cannot be
+    written: a file is created there and removed again (permission bits alone do not tell: root ignores them, a
+    read-only mount or an immutable folder does not)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".evaluate-", suffix=".tmp"):
+            pass
+    except OSError as err:
+        err.filename = str(folder / "evaluation.json")
+        raise CLIError(os_error_line(err)) from None
 
 
 #: files that mark a folder as a bundle / C export even when another of its files is missing (the loaders then

@@ -145,16 +145,30 @@ def read_only(folder: Path) -> Iterator[Path]:
         folder.chmod(0o755)
 
 
-def test_evaluate_into_a_read_only_run(runs, tmp_path, capsys) -> None:
+def _no_episodes(monkeypatch) -> None:
+    """Evaluation functions that fail the test if called: a read-only folder is refused before any episode."""
+    import spikerl.agents.deploy as deploy
+    import spikerl.agents.training as training
+
+    def played(*_args, **_kwargs):
+        raise AssertionError("episodes were played before the unwritable folder was refused")
+
+    monkeypatch.setattr(training, "evaluate_run", played)
+    monkeypatch.setattr(deploy, "evaluate_bundle", played)
+
+
+def test_evaluate_into_a_read_only_run(runs, tmp_path, capsys, monkeypatch) -> None:
     run_dir = Path(shutil.copytree(runs["td3-ann"], tmp_path / "run"))
+    _no_episodes(monkeypatch)
     with read_only(run_dir):
         err = _one_line(capsys, "evaluate", str(run_dir), "--episodes", "1")
     assert err.startswith(f"spikerl evaluate: error: cannot write {run_dir / 'evaluation.json'}")
     assert err.endswith((": Permission denied\n", ": Operation not permitted\n", ": Read-only file system\n"))
 
 
-def test_evaluate_a_bundle_in_a_read_only_folder(tmp_path, capsys) -> None:
+def test_evaluate_a_bundle_in_a_read_only_folder(tmp_path, capsys, monkeypatch) -> None:
     bundle = Path(shutil.copytree(BUNDLE, tmp_path / "bundle"))
+    _no_episodes(monkeypatch)
     with read_only(bundle):
         err = _one_line(capsys, "evaluate", str(bundle), "--episodes", "1")
     assert err.startswith(f"spikerl evaluate: error: cannot write {bundle / 'evaluation.json'}")
