@@ -1,6 +1,6 @@
 """What ProxyTD3 and ProxySAC share: target options, the proxy and its optimizer, the PLIF learning-rate
-group, the proxy's minibatches and labels, one guarded optimizer step, bfloat16 GEMMs (``precision``), save/load
-of the proxy, and the spiking diagnostics. The update itself is written out in ``td3.py`` and ``sac.py``.
+group, the proxy's minibatches and labels, one guarded optimizer step, save/load of the proxy, and the spiking
+diagnostics. The update itself is written out in ``td3.py`` and ``sac.py``.
 """
 
 from __future__ import annotations
@@ -18,17 +18,11 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import update_learning_rate
 
-from spikerl.precision import PRECISIONS, check_precision, refresh_after_steps, refresh_bf16, use_bf16
-
 TARGETS = ("proxy", "soft")
 PLIF_PARAM_SUFFIX = "decay_logit"
-#: the networks whose GEMMs ``precision="bf16"`` can run in bfloat16: the proxy (imitation steps and target
-#: actions), the actor's passes without autograd (the proxy's labels; also acting and a Polyak target actor), the
-#: actor's training pass (with autograd), and the twin critics with their targets
-BF16_PARTS = ("proxy", "labels", "actor", "critics")
-#: the default parts: where bf16 measured a gain on a whole train step (the critics' GEMMs are too small to repay
-#: the casts, and the actor's training pass gained too little to be worth its coarser gradients)
-DEFAULT_BF16_PARTS = ("proxy", "labels")
+#: attributes that models saved by earlier spikerl versions hold and that nothing reads (the bfloat16 training
+#: option's): SB3's load restores every saved attribute, and ``_drop_obsolete_attributes`` forgets these again
+OBSOLETE_ATTRIBUTES = ("precision", "bf16_parts")
 
 
 def check_proxy_options(target: str, proxy_hidden: Sequence[int], proxy_lr: float, proxy_iters: int,
@@ -50,17 +44,6 @@ def check_proxy_options(target: str, proxy_hidden: Sequence[int], proxy_lr: floa
         raise ValueError(f"diagnostics_every must be an integer >= 0 (0 = off), got {diagnostics_every!r}")
 
 
-def check_precision_options(precision: str, bf16_parts: Sequence[str] | None) -> tuple[str, ...]:
-    """The one check of ``precision`` and ``bf16_parts``; returns the parts (the default ones for None)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if bf16_parts is None:
-        return DEFAULT_BF16_PARTS
-    if isinstance(bf16_parts, str) or any(p not in BF16_PARTS for p in bf16_parts):
-        raise ValueError(f"bf16_parts must be a list of parts among {BF16_PARTS}, got {bf16_parts!r}")
-    return tuple(p for p in BF16_PARTS if p in bf16_parts)
-
-
 def min_q(critic: Any, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
     """min_j Q_j(s, a) over the twin critics, shape ``[B, 1]`` (clipped double Q, Fujimoto et al. 2018)."""
     return th.min(th.cat(critic(obs, actions), dim=1), dim=1, keepdim=True)[0]
@@ -77,8 +60,6 @@ class ProxyTargetMixin:
     diagnostics_every: int
     proxy: ProxyActor | None
     replay_buffer: ReplayBuffer
-    precision: str
-    bf16_parts: tuple[str, ...]
 
     # -- construction -------------------------------------------------------------------------------
     def _init_proxy_options(self, target: str, proxy_hidden: Sequence[int], proxy_lr: float, proxy_iters: int,
@@ -90,10 +71,6 @@ class ProxyTargetMixin:
         self.plif_lr = None if plif_lr is None else float(plif_lr)
         self.diagnostics_every = int(diagnostics_every)
         self.proxy = None
-
-    def _init_precision(self, precision: str, bf16_parts: Sequence[str] | None) -> None:
-        self.bf16_parts = check_precision_options(precision, bf16_parts)
-        self.precision = precision
 
     @property
     def effective_plif_lr(self) -> float:
@@ -120,37 +97,6 @@ class ProxyTargetMixin:
         self.proxy = ProxyActor(obs_dim, act_dim, self.proxy_hidden, squash=squash).to(self.device)
         fused = {"fused": True} if fused_adam_supported() else {}
         self.proxy.optimizer = th.optim.Adam(self.proxy.parameters(), lr=self.proxy_lr, **fused)
-
-    def _setup_precision(self) -> None:
-        """Under ``precision="bf16"``, the GEMMs of ``bf16_parts`` in bfloat16 (``spikerl.precision``), with their
-        weight copies refreshed after every optimizer step; last in ``_setup_model``. A model saved before this
-        option existed loads as float32 (the class default)."""
-        if getattr(self, "precision", "float32") != "bf16":
-            return
-        check_precision(self.precision, self.device)
-        parts = set(getattr(self, "bf16_parts", DEFAULT_BF16_PARTS))
-        actor_modes = {mode for part, mode in (("actor", "grad"), ("labels", "no_grad")) if part in parts}
-        if actor_modes:
-            for actor in self._actors():
-                use_bf16(actor, actor_modes)
-            refresh_after_steps(self.actor.optimizer, self.actor)
-        if "critics" in parts:
-            use_bf16(self.critic)
-            use_bf16(self.critic_target)
-            refresh_after_steps(self.critic.optimizer, self.critic)
-        if "proxy" in parts and self.proxy is not None:
-            use_bf16(self.proxy)
-            refresh_after_steps(self.proxy.optimizer, self.proxy)
-
-    def _actors(self) -> list[th.nn.Module]:
-        """The online actor and, where one is built, the Polyak target actor."""
-        target = getattr(self, "actor_target", None)
-        return [self.actor] if target is None else [self.actor, target]
-
-    def _refresh_targets(self) -> None:
-        """After a Polyak update: the target networks' bfloat16 weight copies (nothing under float32)."""
-        if getattr(self, "precision", "float32") == "bf16":
-            refresh_bf16([self.critic_target, *self._actors()[1:]])
 
     def _update_learning_rates(self, optimizers: list[th.optim.Optimizer]) -> None:
         """SB3's schedule for actor/critic (and alpha); constant lrs for the PLIF group and the proxy."""
@@ -235,6 +181,12 @@ class ProxyTargetMixin:
             self.logger.record(f"snn/{key}", value)
 
     # -- save / load ---------------------------------------------------------------------------------
+    def _drop_obsolete_attributes(self) -> None:
+        """Forget the ``OBSOLETE_ATTRIBUTES`` a loaded zip restored, so the model neither shows nor saves them; in
+        ``_setup_model``, which SB3's load calls after restoring the saved attributes."""
+        for name in OBSOLETE_ATTRIBUTES:
+            self.__dict__.pop(name, None)
+
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "proxy"]  # type: ignore[misc]
 

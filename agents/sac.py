@@ -30,17 +30,15 @@ class ProxySAC(ProxyTargetMixin, SAC):
     """SB3 SAC with ``target="proxy" | "soft"``; ``policy`` is "SNNPolicy" (spiking mean) or "MlpPolicy".
 
     Extra arguments as ``ProxyTD3`` (target, proxy_hidden, proxy_lr, proxy_iters, plif_lr,
-    diagnostics_every, precision, bf16_parts); the proxy here outputs the pre-tanh mean (no tanh head).
+    diagnostics_every); the proxy here outputs the pre-tanh mean (no tanh head).
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {**SAC.policy_aliases, "SNNPolicy": SNNSACPolicy}
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, *args: Any, target: str = "proxy",
                  proxy_hidden: Sequence[int] = (512, 512), proxy_lr: float = 1e-3, proxy_iters: int = 3,
-                 plif_lr: float | None = None, diagnostics_every: int = 100, precision: str = "float32",
-                 bf16_parts: Sequence[str] | None = None, **kwargs: Any) -> None:
+                 plif_lr: float | None = None, diagnostics_every: int = 100, **kwargs: Any) -> None:
         self._init_proxy_options(target, proxy_hidden, proxy_lr, proxy_iters, plif_lr, diagnostics_every)
-        self._init_precision(precision, bf16_parts)
         super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -49,7 +47,7 @@ class ProxySAC(ProxyTargetMixin, SAC):
             raise ValueError("target='proxy' does not support use_sde=True (gSDE); use use_sde=False or "
                              "target='soft'")
         self._setup_proxy(squash=False)
-        self._setup_precision()
+        self._drop_obsolete_attributes()
 
     def _actor_mean(self, obs: th.Tensor) -> th.Tensor:
         """Pre-tanh Gaussian mean of the online actor (the spiking mean for an SNN actor)."""
@@ -139,7 +137,6 @@ class ProxySAC(ProxyTargetMixin, SAC):
             if gradient_step % self.target_update_interval == 0:
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-                self._refresh_targets()
 
             self._log_diagnostics(data.observations)
 

@@ -40,11 +40,6 @@ class ProxyTD3(ProxyTargetMixin, TD3):
             "proxy", 1e-4 under "soft" (the Proxy-Target-with-PLIF fork's defaults).
         diagnostics_every: log ``snn/rate_<layer>`` and ``snn/window_<layer>`` every this many
             gradient updates (0 = never).
-        precision: "float32" (default) or "bf16": the GEMMs of ``bf16_parts`` in bfloat16 with float32
-            accumulation, weights, optimizer state, membrane potentials and losses (``spikerl.precision``); needs
-            a CPU with AVX512-BF16 or AMX, and is refused with a one-line error elsewhere.
-        bf16_parts: which networks run bfloat16 GEMMs under precision="bf16", among "proxy", "labels" (the
-            actor's passes without autograd), "actor" (its training pass) and "critics"; None = the default set.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -52,10 +47,8 @@ class ProxyTD3(ProxyTargetMixin, TD3):
 
     def __init__(self, policy: str | type[BasePolicy], env: Any, *args: Any, target: str = "proxy",
                  proxy_hidden: Sequence[int] = (512, 512), proxy_lr: float = 1e-3, proxy_iters: int = 3,
-                 plif_lr: float | None = None, diagnostics_every: int = 100, precision: str = "float32",
-                 bf16_parts: Sequence[str] | None = None, **kwargs: Any) -> None:
+                 plif_lr: float | None = None, diagnostics_every: int = 100, **kwargs: Any) -> None:
         self._init_proxy_options(target, proxy_hidden, proxy_lr, proxy_iters, plif_lr, diagnostics_every)
-        self._init_precision(precision, bf16_parts)
         super().__init__(policy, env, *args, **kwargs)
 
     def _setup_model(self) -> None:
@@ -66,7 +59,7 @@ class ProxyTD3(ProxyTargetMixin, TD3):
             self.policy_kwargs = {**self.policy_kwargs, "build_actor_target": self.target == "soft"}
         super()._setup_model()
         self._setup_proxy(squash=True)
-        self._setup_precision()
+        self._drop_obsolete_attributes()
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """``gradient_steps`` TD3 updates. Per update (B = batch_size, d = policy_delay, pi = the actor):
@@ -130,7 +123,6 @@ class ProxyTD3(ProxyTargetMixin, TD3):
                 if self.target == "soft":
                     polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
                     polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
-                self._refresh_targets()
 
             self._log_diagnostics(data.observations)
 

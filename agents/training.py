@@ -106,8 +106,7 @@ def model_kwargs(cfg: Config, act_dim: int) -> dict[str, Any]:
             policy_kwargs[key] = getattr(actor, key)
     kwargs: dict[str, Any] = cfg.sb3_kwargs()
     kwargs.update(policy=cfg.policy, policy_kwargs=policy_kwargs, seed=cfg.seed, device=cfg.device,
-                  action_noise=make_action_noise(cfg.action_noise, act_dim), target=cfg.target,
-                  precision=cfg.precision, verbose=0)
+                  action_noise=make_action_noise(cfg.action_noise, act_dim), target=cfg.target, verbose=0)
     if cfg.proxy is not None:
         proxy = cfg.proxy
         kwargs.update(proxy_hidden=tuple(proxy.hidden), proxy_lr=proxy.lr, proxy_iters=proxy.iters)
@@ -345,8 +344,7 @@ def _load_checkpoint(cfg: Config, meta: dict[str, Any]) -> tuple[BaseAlgorithm, 
     env, eval_env = make_envs(cfg, cfg.seed + step)
     try:
         try:
-            model = algorithm_class(cfg.algo).load(meta["model_path"], env=env, device=cfg.device,
-                                                   precision=cfg.precision)
+            model = algorithm_class(cfg.algo).load(meta["model_path"], env=env, device=cfg.device)
             load_replay_buffer(model, meta["replay_path"])
         except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt checkpoint
             raise CheckpointError(f"{Path(meta['model_path']).name} does not load: {type(err).__name__}: "
@@ -382,14 +380,9 @@ def resumable_checkpoint(run_dir: Path, cfg: Config, on_notice: Callable[[str], 
     raise _no_usable_checkpoint(run_dir, ckpt_dir, problems)
 
 
-#: keys added after runs were first saved, with the value a saved ``config.yaml`` without them meant (so a run
-#: resumes as it started, whatever today's default is)
-SAVED_RUN_DEFAULTS = {"precision": "float32"}
-
-
 def load_run_config(run_dir: str | Path) -> Config:
     """The resolved ``config.yaml`` of a run (``RunError`` when it is not a run directory)."""
-    from spikerl.config import ConfigError, load_config, load_raw
+    from spikerl.config import ConfigError, load_config
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -398,9 +391,7 @@ def load_run_config(run_dir: str | Path) -> Config:
     if not path.is_file():
         raise RunError(f"{run_dir} is not a spikerl run directory (no {CONFIG_FILE})")
     try:
-        saved, _ = load_raw(path)
-        missing = [f"{key}={value}" for key, value in SAVED_RUN_DEFAULTS.items() if key not in saved]
-        return load_config(path, missing)
+        return load_config(path)
     except ConfigError as err:
         # an error about the file itself (not YAML, not UTF-8) already starts with its path
         raise RunError(str(err) if str(err).startswith(f"{path}:") else f"{path}: {err}") from None
@@ -470,8 +461,8 @@ def load_run_model(run_dir: str | Path, device: str = "cpu") -> tuple[BaseAlgori
         path = Path(meta["model_path"])
         skipped = f"; {meta['skipped']}" if meta["skipped"] else ""
         source = f"{CHECKPOINT_DIR}/{path.name} (no {MODEL_FILE}: the run is unfinished{skipped})"
-    try:  # float32: the master weights as trained, on any CPU (bf16 is a training setting)
-        model = algorithm_class(cfg.algo).load(path, device=device, precision="float32")
+    try:
+        model = algorithm_class(cfg.algo).load(path, device=device)
     except Exception as err:  # noqa: BLE001
         raise RunError(f"cannot load {path}: {type(err).__name__}: {_first_line(err)}") from None
     return model, cfg, source

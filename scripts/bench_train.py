@@ -250,8 +250,6 @@ def main() -> None:
                       "benchmarks/train_reference.json and .md instead of train.*")
     side.add_argument("--budgets", type=int, nargs=2, default=[200, 1200], metavar=("N1", "N2"),
                       help="the two training-step budgets whose time difference gives each rate")
-    side.add_argument("--precisions", nargs="+", default=["float32", "bf16"], choices=("float32", "bf16"),
-                      help="spikerl's precision setting(s) to run (bf16 is skipped on a CPU without it)")
     side.add_argument("--scratch", type=Path, help="folder for the runs' outputs and logs (default: a temporary "
                       "folder, deleted afterwards)")
     parser.add_argument("--seed", type=int, default=0)

@@ -44,18 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_URL = "https://github.com/madao2333/Proxy-Target-with-PLIF"
 REFERENCE_COMMIT = "553f52fd40bb288d97570274217d9fdf9c191280"
 NO_EVALUATION = 10**9  # an evaluation interval longer than any budget: only the runs' fixed evaluations remain
+KINDS = ("reference", "spikerl", "sb3")
 KIND_LABELS = {"reference": "reference main.py (PT-LIF, proxy 512-512, K=3)",
-               "sb3": "SB3 TD3 MlpPolicy [256, 256]"}
-
-
-def spikerl_kind(precision: str) -> str:
-    return f"spikerl_{precision}"
-
-
-def kind_label(kind: str) -> str:
-    if kind.startswith("spikerl_"):
-        return f"spikerl train td3-proxy-lif (precision {kind.removeprefix('spikerl_')})"
-    return KIND_LABELS[kind]
+               "spikerl": "spikerl train td3-proxy-lif", "sb3": "SB3 TD3 MlpPolicy [256, 256]"}
 
 
 # -- the three commands --------------------------------------------------------------------------------------------
@@ -69,11 +60,11 @@ def reference_commit(reference: Path) -> str | None:
     return out.stdout.strip()
 
 
-def spikerl_overrides(args: argparse.Namespace, precision: str) -> list[str]:
+def spikerl_overrides(args: argparse.Namespace) -> list[str]:
     """The config keys that make ``spikerl train td3-proxy-lif`` follow the shared protocol."""
     return [f"env={args.env}", f"seed={args.seed}", f"learning_starts={args.learning_starts}", "batch_size=256",
             "train_freq=1", "gradient_steps=1", f"eval.freq={NO_EVALUATION}", "eval.episodes=1",
-            f"checkpoint.every={NO_EVALUATION}", f"precision={precision}"]
+            f"checkpoint.every={NO_EVALUATION}"]
 
 
 def command(kind: str, train_steps: int, threads: int, args: argparse.Namespace, scratch: Path
@@ -92,11 +83,10 @@ def command(kind: str, train_steps: int, threads: int, args: argparse.Namespace,
                 "--learning-starts", str(args.learning_starts), "--steps", str(args.learning_starts + train_steps),
                 "--threads", str(threads)]
     else:
-        precision = kind.removeprefix("spikerl_")
         cwd = scratch / kind
         argv = [py, "-m", "spikerl", "train", "td3-proxy-lif", "--steps", str(args.learning_starts + train_steps),
                 "--threads", str(threads), "--quiet", "--overwrite", "--run-dir", str(cwd / "run"),
-                "--set", *spikerl_overrides(args, precision)]
+                "--set", *spikerl_overrides(args)]
     cwd.mkdir(parents=True, exist_ok=True)
     return argv, cwd
 
@@ -121,13 +111,13 @@ def timed_run(argv: list[str], cwd: Path, threads: int, log: Path) -> float:
 
 
 # -- the GEMM-only ceiling -----------------------------------------------------------------------------------------
-def build_spikerl_model(args: argparse.Namespace, precision: str) -> Any:
+def build_spikerl_model(args: argparse.Namespace) -> Any:
     """The model ``spikerl train td3-proxy-lif`` builds with this benchmark's overrides, filled past the start steps."""
     from spikerl.agents.training import build_model, make_envs
 
     from spikerl.config import load_config
 
-    cfg = load_config("td3-proxy-lif", [*spikerl_overrides(args, precision), "total_timesteps=1000000"])
+    cfg = load_config("td3-proxy-lif", [*spikerl_overrides(args), "total_timesteps=1000000"])
     env, _ = make_envs(cfg, cfg.seed)
     model = build_model(cfg, env)
     model.learn(args.learning_starts + 4)
@@ -156,14 +146,13 @@ def gemm_census(model: Any, steps: int = 8) -> list[dict[str, Any]]:
             for (op, shapes, strides, dtypes), n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
-def _operand(shape: list[int], stride: list[int], dtype_name: str) -> Any:
-    """A random tensor with this shape and the same layout (row-major, or a transposed row-major matrix)."""
+def _operand(shape: list[int], stride: list[int]) -> Any:
+    """A random float32 tensor with this shape and the same layout (row-major, or a transposed row-major matrix)."""
     import torch
 
-    dtype = torch.bfloat16 if "BFloat16" in dtype_name else torch.float32
     if len(shape) == 2 and len(stride) == 2 and stride[0] == 1 and shape[1] > 1:
-        return torch.randn(shape[1], shape[0]).to(dtype).t()
-    return torch.randn(*shape).to(dtype)
+        return torch.randn(shape[1], shape[0]).t()
+    return torch.randn(*shape)
 
 
 def gemm_ms_per_step(census: list[dict[str, Any]], threads: int, repeats: int = 7) -> float:
@@ -173,7 +162,7 @@ def gemm_ms_per_step(census: list[dict[str, Any]], threads: int, repeats: int = 
     torch.set_num_threads(threads)
     calls = []
     for g in census:
-        operands = [_operand(s, st, d) for s, st, d in zip(g["shapes"], g["strides"], g["dtypes"], strict=True)]
+        operands = [_operand(s, st) for s, st in zip(g["shapes"], g["strides"], strict=True)]
         fn = torch.mm if g["op"] == "mm" else torch.addmm
         calls.append((fn, operands, g["calls_per_step"]))
     times = []
@@ -226,25 +215,19 @@ def measure(kinds: list[str], threads: int, args: argparse.Namespace, scratch: P
                              "loadavg_after": [round(x, 2) for x in os.getloadavg()],
                              "steps_per_s": {k: spread(v) for k, v in rates.items()},
                              "wall_seconds_n1_n2": seconds, "ratios": {}}
-    for kind in kinds:
-        if not kind.startswith("spikerl_"):
-            continue
-        for base in ("reference", "sb3"):
-            per_round = [a / b for a, b in zip(rates[kind], rates[base], strict=True)]
-            block["ratios"][f"{kind}/{base}"] = spread(per_round)
+    for base in ("reference", "sb3"):
+        per_round = [a / b for a, b in zip(rates["spikerl"], rates[base], strict=True)]
+        block["ratios"][f"spikerl/{base}"] = spread(per_round)
     return block
 
 
-def add_ceilings(block: dict[str, Any], censuses: dict[str, list[dict[str, Any]]]) -> None:
-    """The GEMM-only ceiling of each spikerl precision at this block's thread count."""
-    block["gemm_ceiling"] = {}
-    for precision, census in censuses.items():
-        ms = gemm_ms_per_step(census, block["torch_threads"])
-        entry = {"gemm_ms_per_step": round(ms, 3)}
-        for base in ("reference", "sb3"):
-            rate = block["steps_per_s"][base]["median"]
-            entry[f"over_{base}"] = None if not rate else round(1e3 / rate / ms, 3)
-        block["gemm_ceiling"][precision] = entry
+def add_ceiling(block: dict[str, Any], census: list[dict[str, Any]]) -> None:
+    """spikerl's GEMM-only ceiling at this block's thread count."""
+    ms = gemm_ms_per_step(census, block["torch_threads"])
+    block["gemm_ceiling"] = {"gemm_ms_per_step": round(ms, 3)}
+    for base in ("reference", "sb3"):
+        rate = block["steps_per_s"][base]["median"]
+        block["gemm_ceiling"][f"over_{base}"] = None if not rate else round(1e3 / rate / ms, 3)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -256,38 +239,28 @@ def markdown(report: dict[str, Any]) -> str:
              f"steps, {report['rounds']} interleaved round(s); ratios are per round (median, range). Reference: "
              f"{ref['url']} at {ref['commit'] or 'an unknown commit'}"
              f"{'' if ref['commit'] == ref['pinned_commit'] else ' (NOT the pinned ' + ref['pinned_commit'] + ')'}. "
-             f"{report['machine']['cores']} cores ({report['machine']['cpu']}, bf16: "
-             f"{report['machine']['native_bf16']}); torch {report['versions']['torch']}, "
+             f"{report['machine']['cores']} cores ({report['machine']['cpu']}); torch {report['versions']['torch']}, "
              f"SB3 {report['versions']['stable_baselines3']}.", ""]
     for block in report["runs"]:
         rates = block["steps_per_s"]
         lines += [f"## {block['torch_threads']} thread(s), load average {block['loadavg_before'][0]:.2f} before, "
                   f"{block['loadavg_after'][0]:.2f} after", "", "| run | env steps/s (median, range) |", "|---|---|"]
-        lines += [f"| {kind_label(k)} | {_fmt(v['median'])} ({_fmt(v['min'])}-{_fmt(v['max'])}) |"
+        lines += [f"| {KIND_LABELS[k]} | {_fmt(v['median'])} ({_fmt(v['min'])}-{_fmt(v['max'])}) |"
                   for k, v in rates.items()]
         lines += ["", "| ratio | median | range |", "|---|---|---|"]
         lines += [f"| {k} | **{_fmt(v['median'], 'x')}** | {_fmt(v['min'])}-{_fmt(v['max'])} |"
                   for k, v in block["ratios"].items()]
-        ceilings = block.get("gemm_ceiling", {})
-        if ceilings:
+        ceiling = block.get("gemm_ceiling")
+        if ceiling:
             lines += ["", "GEMM-only ceiling (spikerl's GEMMs of one step replayed alone):", "",
-                      "| precision | GEMM ms/step | ceiling over reference | ceiling over SB3 |", "|---|---|---|---|"]
-            lines += [f"| {p} | {c['gemm_ms_per_step']} | {_fmt(c['over_reference'], 'x')} | "
-                      f"{_fmt(c['over_sb3'], 'x')} |" for p, c in ceilings.items()]
-        hours = {k: 1e6 / v["median"] / 3600 for k, v in rates.items() if k.startswith("spikerl_") and v["median"]}
-        if hours:
-            lines += ["", "1M training steps at these rates (no evaluations): " + "; ".join(
-                f"{kind_label(k)} {h:.1f} h" for k, h in hours.items()) + "."]
+                      "| GEMM ms/step | ceiling over reference | ceiling over SB3 |", "|---|---|---|",
+                      f"| {ceiling['gemm_ms_per_step']} | {_fmt(ceiling['over_reference'], 'x')} | "
+                      f"{_fmt(ceiling['over_sb3'], 'x')} |"]
+        if rates["spikerl"]["median"]:
+            lines += ["", f"1M training steps at this rate (no evaluations): {KIND_LABELS['spikerl']} "
+                      f"{1e6 / rates['spikerl']['median'] / 3600:.1f} h."]
         lines.append("")
     return "\n".join(lines)
-
-
-def native_bf16() -> bool:
-    try:
-        from spikerl.precision import native_bf16 as detect
-    except ImportError:
-        return False
-    return detect()
 
 
 def run(args: argparse.Namespace) -> None:
@@ -302,31 +275,24 @@ def run(args: argparse.Namespace) -> None:
                          f"{REFERENCE_URL} DIR && git -C DIR checkout {REFERENCE_COMMIT}")
     if len(args.budgets) != 2 or not 0 <= args.budgets[0] < args.budgets[1]:
         raise SystemExit(f"--budgets: expected two training-step counts N1 < N2, got {args.budgets}")
-    precisions = list(args.precisions)
-    if "bf16" in precisions and not native_bf16():
-        print("this CPU has no native bf16 (AVX512-BF16 or AMX): spikerl runs in float32 only", flush=True)
-        precisions.remove("bf16")
-    kinds = ["reference", *map(spikerl_kind, precisions), "sb3"]
     scratch = Path(args.scratch) if args.scratch else Path(tempfile.mkdtemp(prefix="spikerl-bench-ref-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    censuses = {}
-    for precision in precisions:
-        torch.set_num_threads(max(args.threads))
-        censuses[precision] = gemm_census(build_spikerl_model(args, precision))
+    torch.set_num_threads(max(args.threads))
+    census = gemm_census(build_spikerl_model(args))
     runs = []
     for threads in args.threads:
-        block = measure(kinds, threads, args, scratch)
-        add_ceilings(block, censuses)
+        block = measure(list(KINDS), threads, args, scratch)
+        add_ceiling(block, census)
         runs.append(block)
     commit = reference_commit(args.reference)
     report = {
         "env": args.env, "learning_starts": args.learning_starts, "budgets": list(args.budgets),
         "rounds": args.rounds, "seed": args.seed,
         "reference": {"url": REFERENCE_URL, "pinned_commit": REFERENCE_COMMIT, "commit": commit},
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "native_bf16": native_bf16()},
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count()},
         "versions": {"torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
                      "python": sys.version.split()[0]},
-        "gemm_census": censuses, "runs": runs,
+        "gemm_census": census, "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train_reference.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from spikerl.config.schema import (
     KEY_ERROR,
     MODES,
+    REMOVED_KEYS,
     Config,
     Keys,
     Variant,
@@ -199,7 +200,7 @@ def resolve(raw: Mapping[str, Any] | Config, overrides: Iterable[str] = (), name
         path, value = parse_override(text)
         _set_path(data, path, value)
         explicit.append(".".join(path))
-    unknown = [k for k in data if k not in all_keys()]
+    unknown = [k for k in data if k not in all_keys() and k not in REMOVED_KEYS]
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r}; known top-level keys: {', '.join(all_keys())}")
     if data.get("name") is None:
@@ -207,10 +208,11 @@ def resolve(raw: Mapping[str, Any] | Config, overrides: Iterable[str] = (), name
     variant = _validated(Variant, {k: v for k, v in data.items() if k in Variant.model_fields})
     keys = active_keys(variant.algo, variant.target, variant.policy)
     for key in explicit:
-        if not _is_active(key, keys):
+        if key not in REMOVED_KEYS and not _is_active(key, keys):
             raise ConfigError(_why_inactive(key, variant))
     _check_block_keys(data, keys)
-    return _validated(config_model(variant.algo, variant.policy), _only_active(data, keys))
+    removed = {k: v for k, v in data.items() if k in REMOVED_KEYS}  # for the model to accept or refuse
+    return _validated(config_model(variant.algo, variant.policy), {**_only_active(data, keys), **removed})
 
 
 def load_config(source: str | Path, overrides: Iterable[str] = ()) -> Config:

@@ -35,21 +35,6 @@ RESOLVED = json.loads((Path(__file__).parent / "data" / "resolved_presets.json")
 SWITCHES = {"td3-proxy-lif+soft+mlp": ("td3-proxy-lif", ["target=soft", "policy=MlpPolicy"])}
 
 
-#: keys added after that fixture was recorded, with the defaults that keep a run's behaviour as it was
-ADDED_KEYS = {("precision",): "float32"}
-
-
-def _without_added(resolved: dict) -> dict:
-    """``resolved`` without the keys added since the fixture, after checking each holds its default."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in resolved.items()}
-    for path, default in ADDED_KEYS.items():
-        holder = out
-        for key in path[:-1]:
-            holder = holder[key]
-        assert holder.pop(path[-1]) == default, f"{'.'.join(path)} should default to {default!r}"
-    return out
-
-
 def _typed(value: object) -> object:
     """``value`` with the type of every number in it, so that 1 and 1.0 compare different."""
     if isinstance(value, dict):
@@ -65,7 +50,7 @@ def test_all_required_presets_ship() -> None:
 
 @pytest.mark.parametrize("name", sorted(set(RESOLVED) - set(SWITCHES)))
 def test_preset_resolves_to_the_same_values_as_before_the_typed_models(name: str) -> None:
-    resolved = _without_added(load_config(name).as_dict())
+    resolved = load_config(name).as_dict()
     assert list(resolved) == list(RESOLVED[name])  # the key order of config.yaml
     assert _typed(resolved) == _typed(RESOLVED[name])
 
@@ -73,7 +58,7 @@ def test_preset_resolves_to_the_same_values_as_before_the_typed_models(name: str
 @pytest.mark.parametrize("switch", sorted(SWITCHES))
 def test_mode_switches_resolve_as_before(switch: str) -> None:
     preset, overrides = SWITCHES[switch]
-    assert _typed(_without_added(load_config(preset, overrides).as_dict())) == _typed(RESOLVED[switch])
+    assert _typed(load_config(preset, overrides).as_dict()) == _typed(RESOLVED[switch])
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED))
@@ -247,9 +232,42 @@ def test_saved_config_of_an_older_run_loads(tmp_path) -> None:
     run.mkdir()
     (run / "config.yaml").write_text(yaml.safe_dump(RESOLVED["sac-lif"], sort_keys=False, default_flow_style=None))
     cfg = load_config(run / "config.yaml")
-    assert _typed(_without_added(cfg.as_dict())) == _typed(RESOLVED["sac-lif"])  # new keys take their defaults
-    (run / "again.yaml").write_text(dump_config(cfg))
-    assert load_config(run / "again.yaml").as_dict() == cfg.as_dict()
+    assert _typed(cfg.as_dict()) == _typed(RESOLVED["sac-lif"])
+    assert dump_config(cfg) == (run / "config.yaml").read_text()
+
+
+def test_precision_float32_of_earlier_runs_is_accepted_and_ignored(tmp_path) -> None:
+    """The config.yaml of every run saved while the precision key existed says ``precision: float32``: it loads as
+    the same config without the key (and dumps without it), in the file and as an override."""
+    saved = {}
+    for key, value in RESOLVED["td3-proxy-lif"].items():
+        saved[key] = value
+        if key == "device":
+            saved["precision"] = "float32"  # where those runs wrote it
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(saved, sort_keys=False, default_flow_style=None))
+    cfg = load_config(path)
+    assert "precision" not in cfg.as_dict() and not hasattr(cfg, "precision")
+    assert _typed(cfg.as_dict()) == _typed(RESOLVED["td3-proxy-lif"])
+    assert "precision" not in dump_config(cfg)
+    assert load_config("td3-proxy-lif", ["precision=float32"]) == load_config("td3-proxy-lif")
+    assert SnnTD3Config(precision="float32") == SnnTD3Config()  # the model itself, without resolve
+
+
+@pytest.mark.parametrize("where", ["file", "override"])
+@pytest.mark.parametrize("value", ["bf16", "fp16"])
+def test_precision_other_than_float32_is_refused_in_one_line(tmp_path, where: str, value: str) -> None:
+    if where == "file":
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump({**RESOLVED["td3-proxy-lif"], "precision": value}, sort_keys=False))
+        source, overrides = path, []
+    else:
+        source, overrides = "td3-proxy-lif", [f"precision={value}"]
+    with pytest.raises(ConfigError) as info:
+        load_config(source, overrides)
+    assert str(info.value) == (
+        "precision: training runs in float32 only (bf16 was removed: its bfloat16 GEMMs gained at most 1.15x on a "
+        f"train step); remove the key or set float32, got '{value}'")
 
 
 def test_minimal_yaml_file_gets_defaults(tmp_path) -> None:
