@@ -97,7 +97,8 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 @linux_only
 def test_local_sweep_kill_and_rerun_finishes_each_trial_once(tmp_path):
     out = tmp_path / "sweep"
-    proc = subprocess.Popen(spikerl_cmd(*sweep_args(out)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    args = sweep_args(out, seeds="0")  # 4 trials, 2 at a time
+    proc = subprocess.Popen(spikerl_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=subprocess_env(), start_new_session=True)
     deadline = time.time() + 240
     # kill once some trial finished and another one has a checkpoint but is still running
@@ -114,16 +115,16 @@ def test_local_sweep_kill_and_rerun_finishes_each_trial_once(tmp_path):
     proc.wait()
     assert not wait_until_gone(out), "trainers outlived their sweep"
     first = _metrics(out, "completed")
-    assert 0 < len(first) < 8
+    assert 0 < len(first) < 4
     stamps = {k: (out / k / "metrics.json").stat().st_mtime_ns for k in first}
 
-    res = run_subprocess(*sweep_args(out), timeout=300)
+    res = run_subprocess(*args, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     summary = json.loads((out / "sweep_summary.json").read_text())
     assert summary["failed"] == 0 and summary["skipped"] == len(first)
-    assert summary["done"] == 8 - len(first) and summary["resumed"] >= 1
+    assert summary["done"] == 4 - len(first) and summary["resumed"] >= 1
     final = _metrics(out)
-    assert len(final) == 8
+    assert len(final) == 4
     for key, m in final.items():
         assert m["status"] == "completed" and m["total_timesteps"] == 300, key
     # trials finished before the kill were not run again
@@ -133,11 +134,11 @@ def test_local_sweep_kill_and_rerun_finishes_each_trial_once(tmp_path):
         steps = [line.split(",")[0] for line in csv.read_text().splitlines()[1:]]
         assert len(steps) == len(set(steps)), csv
     table = (out / "comparison.md").read_text()
-    assert "| InvertedPendulum-v5 | td3-ann | 2 |" in table and "| InvertedDoublePendulum-v5 | td3-lif | 2 |" in table
+    assert "| InvertedPendulum-v5 | td3-ann | 1 |" in table and "| InvertedDoublePendulum-v5 | td3-lif | 1 |" in table
     assert (out / "curves.png").stat().st_size > 0
     # a third run has nothing left to do
-    res = run_subprocess(*sweep_args(out), timeout=300)
-    assert res.returncode == 0 and "0 done" in res.stdout and "8 already finished" in res.stdout
+    res = run_subprocess(*args, timeout=300)
+    assert res.returncode == 0 and "0 done" in res.stdout and "4 already finished" in res.stdout
 
 
 def test_failing_trial_does_not_stop_the_others(tmp_path):
@@ -264,8 +265,9 @@ def _wait_for_checkpoints(out: Path, proc: subprocess.Popen, trials: int, timeou
 
 @pytest.mark.slow
 @linux_only
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_stops_the_sweep_in_seconds_and_a_rerun_resumes_its_trials(sig, tmp_path):
+@pytest.mark.parametrize(("sig", "rerun"), [(signal.SIGTERM, True), (signal.SIGINT, False)], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_the_sweep_in_seconds_and_a_rerun_resumes_its_trials(sig, rerun, tmp_path):
+    """Both signals stop the sweep the same way; the rerun that resumes the trials is checked once (SIGTERM)."""
     out = tmp_path / "sweep"
     args = sweep_args(out, presets="td3-ann", envs=ENV, seeds="0-2")  # 3 trials, 2 at a time: one waits
     args[args.index("--steps") + 1] = "800"
@@ -288,7 +290,8 @@ def test_signal_stops_the_sweep_in_seconds_and_a_rerun_resumes_its_trials(sig, t
     assert [t["returncode"] for t in stopped] == [128 + signal.SIGINT] * 2
     assert len(_metrics(out, "interrupted")) == 2
     assert {trial_state(t) for t in expand_grid("td3-ann", ENV, "0-2", out)} == {"interrupted", "new"}
-
+    if not rerun:
+        return
     res = run_subprocess(*args, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     summary = json.loads((out / "sweep_summary.json").read_text())
@@ -322,10 +325,11 @@ def test_ray_sweep_cancels_its_tasks_on_sigterm(tmp_path):
 def test_ray_backend_runs_the_same_trials(tmp_path):
     pytest.importorskip("ray")
     out = tmp_path / "ray"
-    # one seed (4 trials): Ray's start-up plus 8 trials could pass 400 s on a loaded 2-core machine
-    res = run_subprocess(*sweep_args(out, seeds="1", extra=["--backend", "ray"]), timeout=600)
+    # one env and seed (2 trials, run at once): the local backend's tests cover the grid
+    res = run_subprocess(*sweep_args(out, envs="InvertedDoublePendulum-v5", seeds="1", extra=["--backend", "ray"]),
+                         timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     final = _metrics(out)
-    assert len(final) == 4 and "InvertedDoublePendulum-v5/td3-lif/s1" in final
+    assert len(final) == 2 and "InvertedDoublePendulum-v5/td3-lif/s1" in final
     assert all(m["total_timesteps"] == 300 and m["status"] == "completed" for m in final.values())
     assert "td3-lif" in (out / "comparison.md").read_text()
