@@ -23,6 +23,10 @@ Two implementations of the same node:
 - Otherwise (CUDA, other dtypes, ``CPU_BACKEND = "torch"``): tensor ops. The forward takes four
   in-place ops per step (``mul``, ``add_``, ``gt`` into the float spike buffer, ``addcmul``/``sub`` for
   the reset); the backward computes G and A as whole tensors and runs one ``addcmul`` per step.
+The Numba loops run on the calling thread. Splitting each layer's neurons over torch's threads (GIL-free
+kernels on a thread pool) was measured not to pay on a 2-core machine: the SNN actor's training pass took
+1.03-1.06x as long split at 2 torch threads (torch's other worker spins after each GEMM) and 0.94-1.00x with
+torch on 1 thread; torch's own parallel tensor ops at 2 threads tie with the one-thread loops (1.00x).
 Both allocate only the saved h, s and the returned gradient; every forward value is computed with the
 reference's roundings (hard reset h - h s equals h (1 - s) exactly for s in {0, 1}), so spikes match
 it exactly. The reference is ``SpikingNeuron.reference_forward`` (autograd through a loop of ``step``).
