@@ -163,10 +163,10 @@ def load_agent(path: str | os.PathLike[str], count: bool = False) -> tuple[Conve
 
 
 def evaluate_converted(path: str | os.PathLike[str], episodes: int = 10, seed: int | None = None,
-                       on_episode: Callable[[int, float], None] | None = None, write: bool = True
-                       ) -> dict[str, Any]:
+                       on_episode: Callable[[int, float], None] | None = None, write: bool = True,
+                       out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Evaluate a converted-policy directory (seed defaults to the run's seed + 100); writes
-    ``evaluation.json`` there when ``write``."""
+    ``evaluation.json`` into ``out`` (default: that directory) when ``write``."""
     path = Path(path)
     agent, meta = load_agent(path, count=True)
     env = meta["env"]
@@ -187,7 +187,7 @@ def evaluate_converted(path: str | os.PathLike[str], episodes: int = 10, seed: i
     if energy is not None:
         result["energy"] = energy
     if write:
-        _write_json(path / EVALUATION_FILE, result)
+        _write_json((path if out is None else Path(out)) / EVALUATION_FILE, result)
     return result
 
 

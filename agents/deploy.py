@@ -88,13 +88,13 @@ class BundleAgent:
 def evaluate_bundle(path: str | os.PathLike[str], episodes: int = 10, seed: int | None = None,
                     env_id: str | None = None, video: bool = False,
                     on_episode: Callable[[int, float], None] | None = None, energy_model: str = "paper",
-                    write: bool = True) -> dict[str, Any]:
+                    write: bool = True, out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Evaluate a bundle for ``episodes`` deterministic episodes; returns the same keys as ``evaluate_run``.
 
     The env is the manifest's (``env_id`` overrides it); ``seed`` defaults to the run's seed + 100.
     ``energy``: energy per decision from the spike counts of every decision of the evaluation
     (for a CRPI policy, with its carried state, as deployed). ``video`` records every episode to
-    ``BUNDLE/videos``; ``write`` stores the result as ``BUNDLE/evaluation.json``.
+    ``videos/``; ``write`` stores the result as ``evaluation.json``; both in ``out`` (default: the bundle).
     """
     from spikerl.runtime import load_policy
 
@@ -106,15 +106,16 @@ def evaluate_bundle(path: str | os.PathLike[str], episodes: int = 10, seed: int 
         raise ValueError(f"{path}: the bundle names no env (exported without one); pass an env id")
     if seed is None:
         seed = int(env_info.get("seed", 0)) + EVAL_SEED_OFFSET
-    video_dir = path / VIDEO_DIR if video else None
+    out = path if out is None else Path(out)
+    video_dir = out / VIDEO_DIR if video else None
     env = make_policy_env(env_id, int(seed), env_info.get("kwargs") or {}, video_dir)
     agent = BundleAgent(policy)
     t0 = time.perf_counter()
     returns, lengths = run_policy_episodes(agent, env, int(seed), episodes, on_episode)
     report = policy.energy(agent.mean_counts(), energy_model)
-    videos = finish_videos(video_dir, episodes, path)
+    videos = finish_videos(video_dir, episodes, out)
     result = snn_evaluation_record(env_id, path, "spikerl.runtime", int(seed), returns, lengths,
                                    time.perf_counter() - t0, videos, report, energy_model, agent.decisions)
     if write:
-        (path / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
+        (out / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result

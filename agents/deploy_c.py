@@ -60,11 +60,12 @@ def record_observations(bundle: str | os.PathLike[str], episodes: int = 3,
 
 
 def evaluate_c_export(path: str | os.PathLike[str], episodes: int = 10, seed: int | None = None,
-                      energy_model: str = "paper", write: bool = True) -> dict[str, Any]:
+                      energy_model: str = "paper", write: bool = True,
+                      out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Compile and evaluate a C export for ``episodes`` episodes; the keys of ``evaluate_bundle``'s result.
 
     The env and the default seed (run seed + 100) come from ``spikerl_policy.json``; ``write`` stores the
-    result as ``PATH/evaluation.json``."""
+    result as ``evaluation.json`` in ``out`` (default: ``PATH``)."""
     path = Path(path)
     policy = load_c_policy(path)
     env_id, kwargs, run_seed = _env_of(policy.meta, path)
@@ -77,7 +78,7 @@ def evaluate_c_export(path: str | os.PathLike[str], episodes: int = 10, seed: in
     result = snn_evaluation_record(env_id, path, f"C export ({policy.precision}, via ctypes)", seed, returns, lengths,
                                    time.perf_counter() - t0, [], report, energy_model, agent.decisions)
     if write:
-        (path / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
+        ((path if out is None else Path(out)) / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -481,12 +481,12 @@ def make_eval_env(env_id: str, seed: int, env_kwargs: dict[str, Any], video_dir:
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = True, video: bool = False,
-                 seed: int | None = None, on_episode: Callable[[int, float], None] | None = None
-                 ) -> dict[str, Any]:
+                 seed: int | None = None, on_episode: Callable[[int, float], None] | None = None,
+                 out: str | Path | None = None) -> dict[str, Any]:
     """Evaluate a run's model for ``episodes`` episodes; writes and returns ``evaluation.json``'s content.
 
     ``seed`` defaults to the run's seed + 100 (the seed of its periodic evaluations). ``video`` records
-    every episode to ``RUN_DIR/videos`` (headless EGL rendering).
+    every episode to ``videos/`` (headless EGL rendering). Both go into ``out`` (default: ``run_dir``).
     """
     from spikerl.agents.energy import MAX_OBSERVATIONS, actor_energy
     from spikerl.agents.evaluation_hooks import run_episodes
@@ -494,7 +494,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
     run_dir = Path(run_dir)
     model, cfg, source = load_run_model(run_dir)
     seed = cfg.seed + EVAL_SEED_OFFSET if seed is None else int(seed)
-    layout = RunLayout(run_dir)
+    layout = RunLayout(run_dir if out is None else Path(out))  # where evaluation.json and videos/ go
     video_dir = layout.videos if video else None
     env = make_eval_env(cfg.env, seed, cfg.env_kwargs, video_dir)
     seen: list[np.ndarray] = []  # observations the actor decided on, for its energy per decision
@@ -504,7 +504,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, deterministic: bool = 
         "env": cfg.env, "model": source, "episodes": int(episodes), "deterministic": bool(deterministic),
         "seed": seed, "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
         "returns": returns, "lengths": lengths, "wall_time_s": time.perf_counter() - t0,
-        "videos": finish_videos(video_dir, episodes, run_dir),
+        "videos": finish_videos(video_dir, episodes, layout.root),
     }
     if seen:
         energy = actor_energy(model, np.concatenate(seen))

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate a trained run (mean ± std return, optional videos)",
                        description="Load RUN_DIR/model.zip (or the newest checkpoint of an unfinished run), "
                        "run N episodes on a fresh env, print mean ± std return and energy per decision and write "
-                       "RUN_DIR/evaluation.json (a bundle: BUNDLE/evaluation.json).")
+                       "RUN_DIR/evaluation.json (a bundle: BUNDLE/evaluation.json), or into --out DIR.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by spikerl train, a policy bundle "
                    "written by spikerl export (run with the torch-free runtime on the env and seeds of its run), or "
                    "a C export (spikerl export --format c; compiled with the system C compiler and run via ctypes)")
@@ -28,8 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="deterministic actions (default); --no-deterministic samples (SAC) or adds nothing "
                    "(TD3's policy is deterministic)")
     p.add_argument("--video", action="store_true",
-                   help="record every episode to RUN_DIR/videos/*.mp4 (or BUNDLE/videos; headless, MUJOCO_GL=egl; "
-                   "needs moviepy; not for converted policies)")
+                   help="record every episode to RUN_DIR/videos/*.mp4 (or BUNDLE/videos, or OUT/videos; headless, "
+                   "MUJOCO_GL=egl; needs moviepy; not for converted policies)")
+    p.add_argument("--out", metavar="DIR", type=Path,
+                   help="write evaluation.json (and videos/) into DIR, created if missing, instead of the evaluated "
+                   "folder: for a folder that should stay as it is, such as a zoo bundle or a read-only copy")
     p.add_argument("--seed", type=_seed, metavar="S", help="env seed, 0 to 2**32 - 1 (default: the run's seed + 100)")
     p.add_argument("--quiet", action="store_true", help="print only the result line")
     p.add_argument("--threads", type=int, default=default_threads(), metavar="N",
@@ -38,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     run_dir = existing_dir(args.run_dir)
-    _check_writable(run_dir)
+    args.out = _output_folder(args.out, run_dir)
     kind = _folder_kind(run_dir)
     if kind == "bundle":
         return _run_bundle(args, run_dir)
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         with progress:
             task = progress.add_task("evaluate", total=args.episodes, last="")
             result = evaluate_run(run_dir, episodes=args.episodes, deterministic=args.deterministic,
-                                  video=args.video, seed=args.seed,
+                                  video=args.video, seed=args.seed, out=args.out,
                                   on_episode=lambda n, r: progress.update(task, completed=n, last=f"return {r:.1f}"))
     except RunError as err:
         raise CLIError(str(err)) from None
@@ -67,20 +70,29 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     except OSError as err:  # evaluation.json or videos/ in a folder that cannot be written
         raise CLIError(os_error_line(err)) from None
-    _report(args, result, f"model {result['model']}", run_dir)
+    _report(args, result, f"model {result['model']}", args.out)
     return 0
 
 
-def _check_writable(folder: Path) -> None:
-    """Refuse, before any episode is played, a folder where ``evaluation.json`` (and ``videos/``) cannot be
-    written: a file is created there and removed again (permission bits alone do not tell: root ignores them, a
-    read-only mount or an immutable folder does not)."""
+def _output_folder(out: Path | None, evaluated: Path) -> Path:
+    """The folder for ``evaluation.json`` and ``videos/``: ``out`` (created) or the evaluated folder.
+
+    Refused before any episode is played when it cannot be written: a file is created there and removed again
+    (permission bits alone do not tell: root ignores them, a read-only mount or an immutable folder does not).
+    """
+    folder = evaluated if out is None else out
     try:
+        if out is not None:
+            if out.exists() and not out.is_dir():
+                raise CLIError(f"--out {out} is a file; give a folder for evaluation.json")
+            out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".evaluate-", suffix=".tmp"):
             pass
     except OSError as err:
         err.filename = str(folder / "evaluation.json")
-        raise CLIError(os_error_line(err)) from None
+        hint = "; write the evaluation elsewhere with --out DIR" if out is None else ""
+        raise CLIError(os_error_line(err) + hint) from None
+    return folder
 
 
 #: files that mark a folder as a bundle / C export even when another of its files is missing (the loaders then
@@ -111,12 +123,12 @@ def _run_converted(args: argparse.Namespace, path: Path) -> int:
 
     set_torch_threads(args.threads)
     try:
-        result = evaluate_converted(path, episodes=args.episodes, seed=args.seed)
+        result = evaluate_converted(path, episodes=args.episodes, seed=args.seed, out=args.out)
     except OSError as err:  # an unreadable converted policy, or evaluation.json in a folder that cannot be written
         raise CLIError(os_error_line(err, None)) from None
     except (ValueError, ImportError) as err:
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
-    _report(args, result, result["model"], path)
+    _report(args, result, result["model"], args.out)
     return 0
 
 
@@ -129,12 +141,12 @@ def _run_bundle(args: argparse.Namespace, bundle: Path) -> int:
     try:
         with warnings.catch_warnings():  # e.g. a bundle without a manifest checksum: one line each
             warnings.showwarning = _warning_line
-            result = evaluate_bundle(bundle, episodes=args.episodes, seed=args.seed, video=args.video)
+            result = evaluate_bundle(bundle, episodes=args.episodes, seed=args.seed, video=args.video, out=args.out)
     except (ValueError, ImportError) as err:  # bad bundle (BundleError), env problems, missing moviepy
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
     except OSError as err:  # evaluation.json or videos/ in a folder that cannot be written
         raise CLIError(os_error_line(err)) from None
-    _report(args, result, f"bundle {bundle}, runtime spikerl.runtime", bundle)
+    _report(args, result, f"bundle {bundle}, runtime spikerl.runtime", args.out)
     return 0
 
 
@@ -153,12 +165,12 @@ def _run_c_export(args: argparse.Namespace, path: Path) -> int:
     from spikerl.agents.deploy_c import evaluate_c_export
 
     try:
-        result = evaluate_c_export(path, episodes=args.episodes, seed=args.seed)
+        result = evaluate_c_export(path, episodes=args.episodes, seed=args.seed, out=args.out)
     except OSError as err:  # no compiler, or evaluation.json in a folder that cannot be written
         raise CLIError(os_error_line(err, None)) from None
     except (ValueError, ImportError) as err:  # bad export, env problems
         raise CLIError(str(err).splitlines()[0] if str(err) else type(err).__name__) from None
-    _report(args, result, f"{result['runtime']}", path)
+    _report(args, result, f"{result['runtime']}", args.out)
     return 0
 
 

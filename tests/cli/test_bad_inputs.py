@@ -3,6 +3,7 @@ what would be right (exit code 2), and nothing is written."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -163,7 +164,9 @@ def test_evaluate_into_a_read_only_run(runs, tmp_path, capsys, monkeypatch) -> N
     with read_only(run_dir):
         err = _one_line(capsys, "evaluate", str(run_dir), "--episodes", "1")
     assert err.startswith(f"spikerl evaluate: error: cannot write {run_dir / 'evaluation.json'}")
-    assert err.endswith((": Permission denied\n", ": Operation not permitted\n", ": Read-only file system\n"))
+    hint = "; write the evaluation elsewhere with --out DIR\n"
+    assert err.endswith(tuple(f": {cause}{hint}" for cause in ("Permission denied", "Operation not permitted",
+                                                                 "Read-only file system")))
 
 
 def test_evaluate_a_bundle_in_a_read_only_folder(tmp_path, capsys, monkeypatch) -> None:
@@ -172,6 +175,35 @@ def test_evaluate_a_bundle_in_a_read_only_folder(tmp_path, capsys, monkeypatch) 
     with read_only(bundle):
         err = _one_line(capsys, "evaluate", str(bundle), "--episodes", "1")
     assert err.startswith(f"spikerl evaluate: error: cannot write {bundle / 'evaluation.json'}")
+    assert err.endswith("; write the evaluation elsewhere with --out DIR\n")
+
+
+def test_evaluate_a_read_only_bundle_into_out(tmp_path, capsys) -> None:
+    """--out: evaluation.json goes to a new folder; the evaluated (read-only) bundle is left as it is."""
+    bundle = Path(shutil.copytree(BUNDLE, tmp_path / "bundle"))
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    out = tmp_path / "results" / "idp"
+    with read_only(bundle):
+        code, stdout, err = run_cli(capsys, "evaluate", str(bundle), "--episodes", "1", "--out", str(out), "--quiet")
+    assert code == 0, err
+    assert stdout.rstrip().endswith(f"-> {out / 'evaluation.json'}")
+    assert json.loads((out / "evaluation.json").read_text())["episodes"] == 1
+    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+
+
+def test_evaluate_a_run_into_out(runs, tmp_path, capsys) -> None:
+    run_dir = Path(shutil.copytree(runs["td3-ann"], tmp_path / "run"))
+    code, _stdout, err = run_cli(capsys, "evaluate", str(run_dir), "--episodes", "1", "--out", str(tmp_path / "ev"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "ev" / "evaluation.json").read_text())["episodes"] == 1
+    assert not (run_dir / "evaluation.json").exists()
+
+
+def test_evaluate_out_that_is_a_file_is_refused(tmp_path, capsys, monkeypatch) -> None:
+    _no_episodes(monkeypatch)
+    (tmp_path / "taken").write_text("x")
+    err = _one_line(capsys, "evaluate", str(BUNDLE), "--out", str(tmp_path / "taken"))
+    assert err == f"spikerl evaluate: error: --out {tmp_path / 'taken'} is a file; give a folder for evaluation.json\n"
 
 
 @pytest.mark.parametrize("argv", [["export", "{snn}", "--format", "onnx", "--out", "{ro}/policy.onnx"],
