@@ -20,8 +20,8 @@ Latency: batch-1 decisions of the two bundles (spikerl.runtime) and the ANN acto
 timed in one process in interleaved rounds on observations of one evaluation episode; the median of the round
 medians is reported. Then ``ZOO/README.md`` is rewritten from every ``zoo.json`` / ``evaluation.json`` in the zoo.
 
-``spikerl evaluate ZOO/<env>/td3-proxy-lif`` replays the recorded episodes without torch (and rewrites
-evaluation.json with the same returns).
+``spikerl evaluate ZOO/<env>/td3-proxy-lif --out DIR`` replays the recorded episodes without torch (into DIR;
+without --out it rewrites the zoo's evaluation.json with the same returns).
 """
 
 from __future__ import annotations
@@ -325,11 +325,11 @@ best td3-ann run converted to an SNN with DCGS at T = 32 (converted SNN); the AN
 - Each folder also holds the training config (`training_config.yaml`), the training curve (`curve.csv`,
   `curve.png`) and `zoo.json` (the source run, the runs it was chosen among, the conversion, the latency).
 
-Replay a policy, with videos, without torch (it rewrites `evaluation.json` with the same returns and energy; the
-videos go to the policy's `videos/` folder, which git ignores):
+Replay a policy, with videos, without torch; `--out` keeps the zoo folder as it is (`evaluation.json` with the
+same returns and energy, and the videos, go to `replay/`):
 
 ```bash
-MUJOCO_GL=egl spikerl evaluate zoo/Hopper-v5/td3-proxy-lif --video
+MUJOCO_GL=egl spikerl evaluate zoo/Hopper-v5/td3-proxy-lif --video --out replay/Hopper-v5
 ```
 
 ```python
