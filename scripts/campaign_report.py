@@ -11,6 +11,10 @@ written by ``bash scripts/campaign.sh``; default ``$SPIKERL_CAMPAIGN`` or ``~/sp
   is lost when the folder is gone); per env and budget (50k, 100k, ..., 300k steps) the trials that reached it,
   per variant the return mean ± std and the IQM with its 95% bootstrap interval, and the probability that
   td3-proxy-lif beats td3-ann and td3-lif (:mod:`spikerl.compare_stats`).
+- per trial also its diagnostics (:mod:`spikerl.agents.diagnostics`, from its TensorBoard log): the spiking
+  actor's firing rate and surrogate-window occupancy per layer and the proxy, critic and actor losses, as last
+  logged and as logged last before each budget, to investigate a variant that falls short (collapsed seeds,
+  silent or saturated layers, a proxy that stopped following its actor).
 - ``campaign.md``: the same as tables, and ``campaign.png``: the curves (every trial thin, per variant the mean
   over seeds with its 95% bootstrap band on the steps all its trials reached).
 
@@ -36,6 +40,10 @@ BUDGETS = (50_000, 100_000, 150_000, 200_000, 250_000, 300_000)
 PAIRS = (("td3-proxy-lif", "td3-ann"), ("td3-proxy-lif", "td3-lif"))
 VARIANT_ORDER = ("td3-proxy-lif", "td3-ann", "td3-lif")
 STEM = "campaign"
+#: TensorBoard scalars reported per trial (absent ones are skipped: an ANN actor has no snn/*, no proxy_loss)
+DIAGNOSTIC_TAGS = ("snn/rate_hidden0", "snn/rate_hidden1", "snn/rate_output", "snn/window_hidden0",
+                   "snn/window_hidden1", "snn/window_output", "train/proxy_loss", "train/critic_loss",
+                   "train/actor_loss")
 
 
 def default_campaign() -> Path:
@@ -47,6 +55,49 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text()) if path.is_file() else {}
     except json.JSONDecodeError:
         return {}
+
+
+def scalar_series(tb_dir: Path, tags: tuple[str, ...] = DIAGNOSTIC_TAGS) -> dict[str, tuple[list[int], list[float]]]:
+    """Per tag the (steps, values) a run logged to TensorBoard, over all its event files (one per start, named
+    ``events.out.tfevents.<start time>.<host>.<pid>...``).
+
+    A resumed run logs again from its checkpoint's step, so each later file replaces the earlier files' values from
+    its own first step on: the series is the one of the run as it continued.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict[str, dict[int, float]] = {}
+    for path in sorted(tb_dir.glob("events.out.tfevents.*")):  # named by their start time: oldest first
+        acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        acc.Reload()
+        logged = [t for t in acc.Tags()["scalars"] if t in tags]
+        first = min((ev.step for t in logged for ev in acc.Scalars(t)), default=None)
+        if first is None:
+            continue
+        for points in series.values():  # the earlier start's values past the resume point were redone
+            for step in [st for st in points if st >= first]:
+                del points[step]
+        for tag in logged:
+            series.setdefault(tag, {}).update({ev.step: float(ev.value) for ev in acc.Scalars(tag)})
+    return {tag: (sorted(points), [points[k] for k in sorted(points)]) for tag, points in series.items() if points}
+
+
+def diagnostics_record(run_path: Path) -> dict[str, Any] | None:
+    """The trial's diagnostics as last logged (``last``, at ``step``) and as logged last before each budget."""
+    tb = run_path / "tb"
+    series = scalar_series(tb) if tb.is_dir() else {}
+    if not series:
+        return None
+    step = max(steps[-1] for steps, _ in series.values())
+    last = {tag: values[-1] for tag, (_, values) in series.items()}
+    at = {}
+    for budget in BUDGETS:
+        if step < budget:
+            break
+        before = {tag: next(v for s, v in zip(reversed(steps), reversed(values), strict=True) if s <= budget)
+                  for tag, (steps, values) in series.items() if steps[0] <= budget}
+        at[str(budget)] = before
+    return {"step": step, "last": last, "at": at}
 
 
 def trial_record(run: Any, campaign: Path) -> dict[str, Any]:
@@ -67,6 +118,7 @@ def trial_record(run: Any, campaign: Path) -> dict[str, Any]:
         "budget": config.get("total_timesteps"), "steps_per_s": metrics.get("steps_per_second"),
         "curve": {"step": [e.step for e in evals], "mean_return": [e.mean for e in evals],
                   "std_return": [e.std for e in evals]},
+        "diagnostics": diagnostics_record(run.path),
     }
 
 
@@ -140,6 +192,23 @@ def trials_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def diagnostics_table(report: dict[str, Any]) -> str:
+    """Each trial's diagnostics as last logged: firing rates and window occupancy per layer, losses."""
+    short = {"snn/rate_hidden0": "rate h0", "snn/rate_hidden1": "rate h1", "snn/rate_output": "rate out",
+             "snn/window_hidden0": "window h0", "snn/window_hidden1": "window h1", "snn/window_output": "window out",
+             "train/proxy_loss": "proxy loss", "train/critic_loss": "critic loss", "train/actor_loss": "actor loss"}
+    rows = ["| env | preset | seed | logged at | " + " | ".join(short[t] for t in DIAGNOSTIC_TAGS) + " |",
+            "|---|---|---:|---:|" + "---:|" * len(DIAGNOSTIC_TAGS)]
+    for t in report["trials"]:
+        d = t.get("diagnostics")
+        if not d:
+            continue
+        cells = [_num(d["last"].get(tag), 3 if tag.startswith("snn/") or tag == "train/proxy_loss" else 1)
+                 for tag in DIAGNOSTIC_TAGS]
+        rows.append(f"| {t['env']} | {t['preset']} | {t['seed']} | {d['step']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def budget_tables(env: str, data: dict[str, Any]) -> str:
     lines = [f"### {env}", ""]
     common = data["common_budget"]
@@ -181,7 +250,13 @@ def markdown(report: dict[str, Any], png_name: str) -> str:
     ]
     for env, data in report["envs"].items():
         parts += [budget_tables(env, data), ""]
-    parts += ["## Curves", "", f"![campaign learning curves]({png_name})", "",
+    parts += ["## Diagnostics", "",
+              "As each trial last logged them to TensorBoard (campaign.json also holds them as logged last before "
+              "each budget). Rate: mean spikes per neuron and step of a layer of the spiking actor on a training "
+              "batch; window: the fraction of (neuron, step) pairs whose membrane potential lies where the surrogate "
+              "gradient is non-zero (near 0: the layer gets almost no gradient); losses of the last update.", "",
+              diagnostics_table(report), "",
+              "## Curves", "", f"![campaign learning curves]({png_name})", "",
               "Thin lines: single trials. Bold line and band: the mean over the variant's trials with its 95% "
               "bootstrap interval, on the steps all of them reached; dashed: the headline budget.", ""]
     return "\n".join(parts)

@@ -72,7 +72,8 @@ def test_report_holds_every_trial_and_the_variants_at_common_budgets(tmp_path, c
                     "steps": 126_234, "budget": 300_000, "steps_per_s": None,
                     "curve": {"step": list(range(0, 125_001, 25_000)),
                               "mean_return": [_return("td3-proxy-lif", 2, s) for s in range(0, 125_001, 25_000)],
-                              "std_return": [5.0] * 6}}
+                              "std_return": [5.0] * 6},
+                    "diagnostics": None}  # no TensorBoard log
     done = next(t for t in report["trials"] if t["env"] == "Hopper-v5" and t["preset"] == "td3-ann")
     assert (done["status"], done["steps"], len(done["curve"]["step"])) == ("completed", 300_000, 13)
 
@@ -167,3 +168,41 @@ def test_the_docs_block_shows_each_env_at_its_headline_budget(tmp_path, campaign
     assert f"| td3-ann | 2 | 218 ± 18 | {iv.value:.0f} [{iv.low:.0f}, {iv.high:.0f}] |" in text
     # HalfCheetah's td3-ann trial stopped at 75k: its 50k budget is the headline, 300k is not shown
     assert "**HalfCheetah-v5** at 50k steps (every trial reached it):" in text
+
+
+def _log_scalars(tb: Path, start: int, points: dict[str, list[tuple[int, float]]]) -> None:
+    """One TensorBoard event file as one start of a run writes it, named by its start time ``start``."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    scratch = tb / f"writing-{start}"
+    with SummaryWriter(log_dir=str(scratch)) as writer:
+        for tag, series in points.items():
+            for step, value in series:
+                writer.add_scalar(tag, value, step)
+    (written,) = scratch.glob("events.out.tfevents.*")
+    written.rename(tb / f"events.out.tfevents.{start}.host.{start % 1000}.0")
+    scratch.rmdir()
+
+
+def test_diagnostics_follow_the_run_across_its_resumes(tmp_path, campaign):
+    """A run resumed from its 50k checkpoint logs 50k..120k again: those values replace the first start's."""
+    tb = campaign / "lanes" / "Hopper-v5" / "Hopper-v5" / "td3-proxy-lif" / "s2" / "tb"
+    tb.mkdir()
+    _log_scalars(tb, 1796000000, {"snn/rate_hidden0": [(10_000, 0.5), (50_000, 0.4), (60_000, 0.9)],
+                                  "train/proxy_loss": [(10_000, 0.2), (60_000, 7.0)]})
+    _log_scalars(tb, 1796100000, {"snn/rate_hidden0": [(50_000, 0.3), (100_000, 0.2), (120_000, 0.1)],
+                                  "train/proxy_loss": [(55_000, 0.05), (120_000, 0.04)],
+                                  "rollout/ep_rew_mean": [(120_000, 1.0)]})  # not a diagnostic
+    out = tmp_path / "bench"
+    assert report_script.main(["--campaign", str(campaign), "--out", str(out)]) == 0
+    trial = next(t for t in json.loads((out / "campaign.json").read_text())["trials"]
+                 if t["env"] == "Hopper-v5" and t["seed"] == 2)
+    d = trial["diagnostics"]
+    assert d["step"] == 120_000
+    assert d["last"] == pytest.approx({"snn/rate_hidden0": 0.1, "train/proxy_loss": 0.04})
+    # at 50k: the resumed start's value (logged again at 50k); the first start's 60k values are gone
+    assert d["at"]["50000"] == pytest.approx({"snn/rate_hidden0": 0.3, "train/proxy_loss": 0.2})
+    assert d["at"]["100000"] == pytest.approx({"snn/rate_hidden0": 0.2, "train/proxy_loss": 0.05})
+    assert set(d["at"]) == {"50000", "100000"}
+    row = "| Hopper-v5 | td3-proxy-lif | 2 | 120000 | 0.100 | – | – | – | – | – | 0.040 | – | – |"
+    assert row in (out / "campaign.md").read_text()
