@@ -27,6 +27,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv
 
+from spikerl.interrupts import HeldInterrupts
 from spikerl.run_layout import checkpoint_files, list_checkpoints
 
 EVAL_HEADER = ("step", "mean_return", "std_return", "wall_time_s")
@@ -268,12 +269,20 @@ def verify_checkpoint(ckpt_dir: Path, step: int) -> dict[str, Any]:
 
 class ResumableCheckpointCallback(BaseCallback):
     """Every ``every`` env steps: :func:`save_checkpoint` with the run state from ``state_fn()``. Unlike SB3's
-    ``CheckpointCallback`` it saves the replay buffer and a JSON marker with it, so that a run resumes exactly."""
+    ``CheckpointCallback`` it saves the replay buffer and a JSON marker with it, so that a run resumes exactly.
 
-    def __init__(self, ckpt_dir: Path, every: int, keep: int, state_fn: Callable[[], dict[str, Any]]) -> None:
+    With ``interrupts`` (a :class:`spikerl.interrupts.HeldInterrupts` around ``learn``), a held SIGINT/SIGTERM is
+    released at the next rollout start, after a checkpoint of that step: an interrupted run resumes from where it
+    stopped, not from its last periodic checkpoint. A rollout starts between two env steps, after the previous
+    update, which is the state periodic checkpoints hold too."""
+
+    def __init__(self, ckpt_dir: Path, every: int, keep: int, state_fn: Callable[[], dict[str, Any]],
+                 interrupts: HeldInterrupts | None = None) -> None:
         super().__init__()
         self.ckpt_dir, self.every, self.keep, self.state_fn = Path(ckpt_dir), int(every), int(keep), state_fn
+        self.interrupts = interrupts
         self.next_step: int | None = None
+        self.saved_step: int | None = None
 
     def _on_training_start(self) -> None:
         self.next_step = (self.num_timesteps // self.every + 1) * self.every
@@ -281,8 +290,16 @@ class ResumableCheckpointCallback(BaseCallback):
     def _on_rollout_start(self) -> None:
         assert self.next_step is not None
         if self.num_timesteps >= self.next_step:
-            save_checkpoint(self.model, self.ckpt_dir, self.state_fn(), self.keep)
+            self._save()
             self.next_step = (self.num_timesteps // self.every + 1) * self.every
+        if self.interrupts is not None and self.interrupts.pending is not None:
+            if self.saved_step != self.num_timesteps:
+                self._save()
+            self.interrupts.release()
+
+    def _save(self) -> None:
+        save_checkpoint(self.model, self.ckpt_dir, self.state_fn(), self.keep)
+        self.saved_step = int(self.num_timesteps)
 
     def _on_step(self) -> bool:
         return True

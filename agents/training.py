@@ -6,8 +6,10 @@ the tree).
 :func:`train_run` starts a run; :func:`resume_run` continues one from its newest usable checkpoint to the
 step budget in its ``config.yaml``; :func:`evaluate_run` evaluates the saved model. Training and resuming hold
 the run directory's lock, so a second writer is refused; they end on a full disk or read-only folder with
-``metrics.json`` status ``io_error`` (where it can be written) and on SIGINT with status ``interrupted``, keeping
-the last committed checkpoint either way.
+``metrics.json`` status ``io_error`` (where it can be written), keeping the last committed checkpoint, and on
+SIGINT (or SIGTERM, which ``spikerl train`` turns into one) with status ``interrupted``, after a checkpoint of the
+step where it stopped (held until the step's update is done: :mod:`spikerl.interrupts`; a second signal stops at
+once, with the last committed checkpoint).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.vec_env import VecEnv
 
 from spikerl.config import ActionNoiseSettings, Config, SnnActorSettings, dump_config, resolve
+from spikerl.interrupts import HeldInterrupts
 from spikerl.run_layout import CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, RunLayout, checkpoint_files
 from spikerl.run_lock import FolderLock, FolderLockedError, FolderLockError
 
@@ -192,8 +195,10 @@ class _Session:
         callback = CallbackList(self.callbacks)
         try:
             try:
-                model.learn(total_timesteps=budget - start, callback=callback,
-                            reset_num_timesteps=(resumed_from is None), log_interval=4)
+                with HeldInterrupts() as interrupts:  # SIGINT/SIGTERM: a checkpoint at the next step, then stop
+                    self.ckpt_cb.interrupts = interrupts
+                    model.learn(total_timesteps=budget - start, callback=callback,
+                                reset_num_timesteps=(resumed_from is None), log_interval=4)
             except StopTraining as reached:
                 message, stopped_early = str(reached), True
                 callback.on_training_end()  # what learn() calls after its last rollout

@@ -85,8 +85,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train or resume; SIGINT and SIGTERM end it with one line and exit code 128 + the signal's number, after
-    ``metrics.json`` (status ``interrupted``) is written and with the last checkpoint kept."""
+    """Train or resume; SIGINT and SIGTERM end it with one line and exit code 128 + the signal's number, after a
+    checkpoint of the step where it stopped and ``metrics.json`` (status ``interrupted``) are written."""
     with _sigterm_as_interrupt() as received:
         try:
             return _run(args)
@@ -95,9 +95,12 @@ def run(args: argparse.Namespace) -> int:
             name = signal.Signals(signum).name
             training = sys.modules.get("spikerl.agents.training")  # not imported: stopped before training
             if training is not None and isinstance(stop, training.TrainingInterrupted):
+                from spikerl.run_layout import RunLayout, list_checkpoints
+
+                saved = list_checkpoints(RunLayout(stop.run_dir).checkpoints)
+                kept = f"the newest checkpoint is at step {saved[-1]}" if saved else "no checkpoint was written yet"
                 print(f"spikerl train: stopped by {name} at step {stop.result.total_timesteps}; metrics.json says "
-                      f"interrupted and the last checkpoint is kept: continue with spikerl train --resume "
-                      f"{stop.run_dir}", file=sys.stderr)
+                      f"interrupted and {kept}: continue with spikerl train --resume {stop.run_dir}", file=sys.stderr)
             else:
                 print(f"spikerl train: stopped by {name} before training started", file=sys.stderr)
             return 128 + signum
