@@ -5,6 +5,7 @@
 #
 #   bash scripts/campaign.sh            # start or resume, in the background is fine: nohup bash ... &
 #   bash scripts/campaign.sh --status   # one line per trial: steps reached, last return
+#   bash scripts/campaign.sh --stop     # stop it: each running trial checkpoints the step it reached, then exits
 #
 # The campaign runs from its own copy of the code (CAMPAIGN/code, a clone of this checkout's HEAD taken when it
 # starts, with its own .venv), so editing the checkout does not change a running campaign. Two lanes, one per env,
@@ -28,7 +29,25 @@ if [ "${1:-}" = "--status" ]; then
   exit 0
 fi
 
+if [ "${1:-}" = "--stop" ]; then
+  # the lanes first (so that no later phase starts), then SIGTERM to the sweeps: each passes SIGINT to its trainer,
+  # which writes a checkpoint of the step it reached and exits; wait for them (the sweeps kill a trainer after 20 s)
+  main=$(cat "$campaign/campaign.pid" 2>/dev/null || true)
+  if [ -n "$main" ] && kill -0 "$main" 2>/dev/null; then
+    pkill -TERM -P "$main" -x bash || true
+    kill -TERM "$main" 2>/dev/null || true
+  fi
+  pkill -TERM -f "spikerl sweep .*--out $campaign/lanes/" || true
+  for _ in $(seq 60); do
+    pgrep -f "spikerl (sweep|train).*$campaign/lanes/" > /dev/null || { echo "[campaign] stopped"; exit 0; }
+    sleep 1
+  done
+  echo "[campaign] still running after 60 s: $(pgrep -f "spikerl (sweep|train).*$campaign/lanes/" | tr '\n' ' ')" >&2
+  exit 1
+fi
+
 mkdir -p "$campaign/lanes"
+echo $$ > "$campaign/campaign.pid"
 if [ ! -d "$code/.git" ]; then
   git clone -q "$repo" "$code"
 fi
