@@ -92,6 +92,10 @@ def _eval_row(rec: EvalRecord) -> list[Any]:
     return [rec.step, repr(rec.mean), repr(rec.std), f"{rec.wall_time:.3f}"]
 
 
+class _EvaluationAbandoned(Exception):
+    """Raised inside ``evaluate_policy`` to end an evaluation early (a stop signal is held)."""
+
+
 class CsvEvalCallback(BaseCallback):
     """Every ``freq`` env steps (and at step 0 and at the end): ``episodes`` episodes on ``eval_env``.
 
@@ -103,6 +107,11 @@ class CsvEvalCallback(BaseCallback):
     With ``stop_at``, a periodic evaluation whose mean return is >= ``stop_at`` raises :class:`StopTraining`; the
     caller catches it and ends training with that policy (no checkpoint is taken at that step). The evaluation at
     the end of the budget does not raise.
+
+    With ``interrupts`` (see :class:`ResumableCheckpointCallback`), a periodic evaluation in progress when a signal
+    is held is abandoned after the current env step, unrecorded, so that the checkpoint and the stop follow at once;
+    a resume from that step then evaluates first (the schedule resumes from ``history``). The evaluation at the end
+    of the budget always finishes.
     """
 
     def __init__(self, eval_env: VecEnv, csv_path: Path, freq: int, episodes: int, deterministic: bool,
@@ -112,6 +121,7 @@ class CsvEvalCallback(BaseCallback):
         self.eval_env, self.csv_path, self.freq = eval_env, Path(csv_path), int(freq)
         self.episodes, self.deterministic, self.eval_seed = int(episodes), bool(deterministic), int(eval_seed)
         self.clock, self.on_eval, self.stop_at = clock, on_eval, stop_at
+        self.interrupts: HeldInterrupts | None = None
         self.history: list[EvalRecord] = list(history or [])
         last = self.history[-1].step if self.history else -1
         self.next_step = 0 if last < 0 else (last // self.freq + 1) * self.freq
@@ -124,10 +134,15 @@ class CsvEvalCallback(BaseCallback):
     def best(self) -> EvalRecord | None:
         return max(self.history, key=lambda r: r.mean) if self.history else None
 
-    def evaluate(self) -> EvalRecord:
+    def _abandon_if_interrupted(self, _locals: dict[str, Any], _globals: dict[str, Any]) -> None:
+        if self.interrupts is not None and self.interrupts.pending is not None:
+            raise _EvaluationAbandoned
+
+    def evaluate(self, abandon_on_interrupt: bool = False) -> EvalRecord:
         self.eval_env.seed(self.eval_seed)
         returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes,
-                                     deterministic=self.deterministic, return_episode_rewards=True, warn=False)
+                                     deterministic=self.deterministic, return_episode_rewards=True, warn=False,
+                                     callback=self._abandon_if_interrupted if abandon_on_interrupt else None)
         rec = EvalRecord(int(self.num_timesteps), float(np.mean(returns)), float(np.std(returns)),
                          self.clock.elapsed())
         self.history.append(rec)
@@ -155,7 +170,11 @@ class CsvEvalCallback(BaseCallback):
 
     def _maybe_evaluate(self) -> None:
         if self.num_timesteps >= self.next_step:
-            self._stop_if_reached(self.evaluate())
+            try:
+                rec = self.evaluate(abandon_on_interrupt=True)
+            except _EvaluationAbandoned:
+                return  # a signal is held: the checkpoint callback saves this step and stops
+            self._stop_if_reached(rec)
 
     def _on_training_start(self) -> None:
         self._maybe_evaluate()

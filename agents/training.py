@@ -196,7 +196,7 @@ class _Session:
         try:
             try:
                 with HeldInterrupts() as interrupts:  # SIGINT/SIGTERM: a checkpoint at the next step, then stop
-                    self.ckpt_cb.interrupts = interrupts
+                    self.ckpt_cb.interrupts = self.eval_cb.interrupts = interrupts
                     model.learn(total_timesteps=budget - start, callback=callback,
                                 reset_num_timesteps=(resumed_from is None), log_interval=4)
             except StopTraining as reached:

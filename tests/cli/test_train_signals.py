@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import time
@@ -81,3 +82,36 @@ def test_sigint_then_resume_continues_from_the_step_where_it_stopped(tmp_path) -
     assert (metrics["status"], metrics["total_timesteps"], metrics["resumed_from"]) == ("completed", budget, stopped_at)
     assert metrics["n_updates"] == budget - 100  # one update per step after learning_starts=100
     assert _eval_steps(run_dir) == list(range(0, budget + 1, every))
+
+
+def test_a_signal_during_an_evaluation_abandons_it_and_the_resume_evaluates_first(tmp_path, monkeypatch) -> None:
+    """In-process: SIGINT arrives as the evaluation at step 200 starts. That evaluation stops after one env step,
+    unrecorded; the checkpoint of step 200 follows at once; the resume evaluates at 200 before training on."""
+    from spikerl.agents import callbacks
+    from spikerl.agents.training import TrainingInterrupted, resume_run, train_run
+
+    from spikerl.config import load_config
+
+    real = callbacks.evaluate_policy
+    calls: list[int] = []
+
+    def signalling(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the evaluation at step 200 (the first is at step 0)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(callbacks, "evaluate_policy", signalling)
+    cfg = load_config("td3-ann", tiny(False) + [f"env={ENV}", "total_timesteps=600", "eval.freq=200",
+                                                "eval.episodes=200", "checkpoint.every=100000"])
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted) as stop:
+        train_run(cfg, run_dir)
+    assert stop.value.result.total_timesteps == 200
+    assert list_checkpoints(run_dir / "checkpoints") == [200]
+    assert _eval_steps(run_dir) == [0]  # the evaluation at 200 was abandoned
+
+    monkeypatch.setattr(callbacks, "evaluate_policy", real)
+    result = resume_run(run_dir)
+    assert (result.status, result.total_timesteps, result.resumed_from) == ("completed", 600, 200)
+    assert result.n_updates == 600 - 100 and _eval_steps(run_dir) == [0, 200, 400, 600]
