@@ -272,8 +272,9 @@ def _kib(n: int | None) -> str:
     return "–" if n is None else f"{n / 1024:.0f} KiB"
 
 
-def zoo_rows(zoo: Path) -> list[tuple[str, ...]]:
-    """Per env: the trained SNN, the converted SNN and the ANN it was converted from."""
+def zoo_rows(zoo: Path, links: bool = True) -> list[tuple[str, ...]]:
+    """Per env: the trained SNN, the converted SNN and the ANN it was converted from (``links``: each policy's name
+    links to its folder, relative to ``zoo``)."""
     rows = []
     order = {SNN_VARIANT: 0, CONVERTED: 1}
     for card in sorted(zoo.glob(f"*/*/{ZOO_FILE}"), key=lambda c: (c.parent.parent.name,
@@ -284,7 +285,8 @@ def zoo_rows(zoo: Path) -> list[tuple[str, ...]]:
         what = (f"SNN trained directly (Proxy Target, LIF), seed {z['source']['seed']}" if z["name"] == SNN_VARIANT else
                 f"seed {z['source']['seed']}'s ANN converted ({z['conversion']['method'].upper()}, "
                 f"T = {z['conversion']['T']})")
-        rows.append((z["env"], f"[`{z['name']}`]({rel})", what, _mean_std(e["mean_return"], e["std_return"]),
+        name = f"[`{z['name']}`]({rel})" if links else f"`{rel}`"
+        rows.append((z["env"], name, what, _mean_std(e["mean_return"], e["std_return"]),
                      f"{e['energy_nj']:.2f}", f"{z['latency']['median_us']:.0f}", _kib(z.get("bundle_bytes"))))
         ann = z.get("ann")
         if ann:
@@ -299,12 +301,19 @@ def zoo_rows(zoo: Path) -> list[tuple[str, ...]]:
 EMPTY = "No policies yet: run `python scripts/build_zoo.py --campaign DIR` after the campaign."
 
 
-def write_readme(zoo: Path) -> Path:
-    rows = zoo_rows(zoo)
+def zoo_table(zoo: Path, links: bool = True) -> str:
+    """The zoo's table (markdown), or the line saying it is empty; shown by ZOO/README.md and, through
+    ``scripts/gen_docs.py``, by the README and the docs."""
+    rows = zoo_rows(zoo, links)
+    if not rows:
+        return EMPTY
     header = ("env", "policy", "what", "return (mean ± std)", "energy / decision (nJ)", "batch-1 latency (µs)",
               "size")
     table = ["| " + " | ".join(header) + " |", "|---|---|---|---:|---:|---:|---:|"]
-    table += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(table + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def write_readme(zoo: Path) -> Path:
     protocols = sorted({json.dumps(json.loads(c.read_text())["latency"]["protocol"]["machine"], sort_keys=True)
                         for c in zoo.glob(f"*/*/{ZOO_FILE}")})
     machines = "; ".join(f"{m['cpu']} ({m['cores']} cores)" for m in map(json.loads, protocols)) or "–"
@@ -314,7 +323,7 @@ Trained spiking policies as bundles: `manifest.json` and `weights.npz`, run by `
 Numba, without torch. Per env, the best td3-proxy-lif run of the training campaign (directly trained SNN) and the
 best td3-ann run converted to an SNN with DCGS at T = 32 (converted SNN); the ANN itself is listed for comparison.
 
-{chr(10).join(table) if rows else EMPTY}
+{zoo_table(zoo)}
 
 - Return: the deterministic evaluation episodes in `evaluation.json` (the run's evaluation seed, seed + 100),
   played on the bundle runtime; the ANN's (same seed, played by torch) are in `td3-ann-dcgs32/zoo.json`.

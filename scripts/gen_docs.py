@@ -16,13 +16,15 @@ benchmarks/README.md and docs/**/*.md); a file without a block is left as it is:
     bench:<stem>         the figures of benchmarks/<stem>.json (bench:campaign: a note until the campaign is published)
     conversion:summary   the 3M-step actors at T = 32 (benchmarks/convert_control_3m.json, _dcgs.json)
     conversion:by-T      the same actors without carry for every T
+    zoo                  the policy zoo's table (zoo/*/*/zoo.json and evaluation.json, via scripts/build_zoo.py)
 
-Every number a block shows comes from a file in benchmarks/ that a benchmark script writes.
+Every number a block shows comes from a file in benchmarks/ (or zoo/) that a script writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import re
@@ -494,10 +496,20 @@ def cli_reference() -> str:
 # --------------------------------------------------------------------------------------------------
 # blocks and files
 # --------------------------------------------------------------------------------------------------
+def zoo_summary(root: Path) -> str:
+    """The policy zoo's table (``scripts/build_zoo.py`` renders it from ``zoo/*/*/zoo.json`` and ``evaluation.json``),
+    policies named by their folder under ``zoo/``."""
+    spec = importlib.util.spec_from_file_location("build_zoo", ROOT / "scripts" / "build_zoo.py")
+    build_zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_zoo)
+    return build_zoo.zoo_table(root / "zoo", links=False)
+
+
 def blocks() -> dict[str, Block]:
     """Every known block name and the function that renders it from the repository root."""
     named: dict[str, Block] = {"results": results_summary, "presets": presets_table,
-                               "conversion:summary": conversion_summary, "conversion:by-T": conversion_by_T}
+                               "conversion:summary": conversion_summary, "conversion:by-T": conversion_by_T,
+                               "zoo": zoo_summary}
     return named
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from blocked_imports import import_guard, run_blocked
 from cli_helpers import ENV, run_cli, subprocess_env, tiny
+from script_loader import load_script
 from spikerl.agents.training import evaluate_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +112,12 @@ def test_build_zoo_end_to_end(tmp_path, capsys):
     assert [r.split(" | ")[1] for r in rows] == [f"[`td3-proxy-lif`]({ENV}/td3-proxy-lif)",
                                                  f"[`td3-ann-dcgs32`]({ENV}/td3-ann-dcgs32)", "`td3-ann` (not shipped)"]
     assert f"| {recorded['mean_return']:.1f} ± {recorded['std_return']:.1f} | {recorded['energy_nj']:.2f} |" in rows[0]
+    # the README's and the docs' zoo block (scripts/gen_docs.py): the same rows, policies named by folder
+    block = load_script("gen_docs").fill_blocks("<!-- zoo:start -->\n<!-- zoo:end -->\n", tmp_path)
+    shown = [line for line in block.splitlines() if line.startswith(f"| {ENV} |")]
+    assert [r.split(" | ")[1] for r in shown] == [f"`{ENV}/td3-proxy-lif`", f"`{ENV}/td3-ann-dcgs32`",
+                                                  "`td3-ann` (not shipped)"]
+    assert [r.split(" | ")[2:] for r in shown] == [r.split(" | ")[2:] for r in rows]
 
     # spikerl evaluate BUNDLE --video where torch cannot be imported
     assert without_torch(tmp_path, "video", snn, 1) == {"code": 0}
