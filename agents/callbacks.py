@@ -295,11 +295,10 @@ class ResumableCheckpointCallback(BaseCallback):
     stopped, not from its last periodic checkpoint. A rollout starts between two env steps, after the previous
     update, which is the state periodic checkpoints hold too."""
 
-    def __init__(self, ckpt_dir: Path, every: int, keep: int, state_fn: Callable[[], dict[str, Any]],
-                 interrupts: HeldInterrupts | None = None) -> None:
+    def __init__(self, ckpt_dir: Path, every: int, keep: int, state_fn: Callable[[], dict[str, Any]]) -> None:
         super().__init__()
         self.ckpt_dir, self.every, self.keep, self.state_fn = Path(ckpt_dir), int(every), int(keep), state_fn
-        self.interrupts = interrupts
+        self.interrupts: HeldInterrupts | None = None  # set by the caller around learn(), as for CsvEvalCallback
         self.next_step: int | None = None
         self.saved_step: int | None = None
 
