@@ -5,6 +5,7 @@ diagnostics. The update itself is written out in ``td3.py`` and ``sac.py``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,11 +19,27 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import update_learning_rate
 
+from spikerl.config.schema import REMOVED_KEYS
+
 TARGETS = ("proxy", "soft")
 PLIF_PARAM_SUFFIX = "decay_logit"
 #: attributes that models saved by earlier spikerl versions hold and that nothing reads (the bfloat16 training
 #: option's): SB3's load restores every saved attribute, and ``_drop_obsolete_attributes`` forgets these again
 OBSOLETE_ATTRIBUTES = ("precision", "bf16_parts")
+
+
+def drop_removed_options(kwargs: dict[str, Any]) -> None:
+    """Take the constructor options spikerl no longer has (``REMOVED_KEYS``, as configs treat them) out of
+    ``kwargs``: the one value still accepted means the default and is dropped with a ``DeprecationWarning``; any
+    other value is refused naming the option, why, and what to pass instead."""
+    for name, (accepted, why) in REMOVED_KEYS.items():
+        if name not in kwargs:
+            continue
+        value = kwargs.pop(name)
+        if value != accepted:
+            raise ValueError(f"{name}={value!r}: {why}; leave out {name} (or pass {name}={accepted!r})")
+        warnings.warn(f"{name}={accepted!r} is the only behaviour left and the option will go; leave it out",
+                      DeprecationWarning, stacklevel=3)
 
 
 def check_proxy_options(target: str, proxy_hidden: Sequence[int], proxy_lr: float, proxy_iters: int,

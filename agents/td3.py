@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch as th
-from spikerl.agents.common import ProxyTargetMixin, min_q
+from spikerl.agents.common import ProxyTargetMixin, drop_removed_options, min_q
 from spikerl.agents.policies import MlpTD3Policy, NoTargetActor, SNNTD3Policy
 from stable_baselines3 import TD3
 from stable_baselines3.common.policies import BasePolicy
@@ -48,6 +48,7 @@ class ProxyTD3(ProxyTargetMixin, TD3):
     def __init__(self, policy: str | type[BasePolicy], env: Any, *args: Any, target: str = "proxy",
                  proxy_hidden: Sequence[int] = (512, 512), proxy_lr: float = 1e-3, proxy_iters: int = 3,
                  plif_lr: float | None = None, diagnostics_every: int = 100, **kwargs: Any) -> None:
+        drop_removed_options(kwargs)
         self._init_proxy_options(target, proxy_hidden, proxy_lr, proxy_iters, plif_lr, diagnostics_every)
         super().__init__(policy, env, *args, **kwargs)
 

@@ -95,3 +95,17 @@ def test_a_run_whose_config_says_precision_float32_evaluates_and_resumes(tmp_pat
     with pytest.raises(RunError, match=r"config.yaml: precision: training runs in float32 only .*; remove the key "
                                        r"or set float32, got 'bf16'$"):
         load_run_config(run)
+
+
+@pytest.mark.parametrize("cls", [ProxyTD3, ProxySAC])
+def test_the_constructors_treat_precision_as_configs_do(cls):
+    """``precision="float32"`` (what earlier code passed) builds the model with a DeprecationWarning and no
+    attribute; any other value is refused with the reason and what to pass, not SB3's unexpected-keyword error."""
+    env = make_env("InvertedPendulum", seed=0)
+    with pytest.warns(DeprecationWarning, match=r"precision='float32' is the only behaviour left .*leave it out"):
+        model = cls("SNNPolicy", env, seed=0, buffer_size=100, proxy_hidden=(8,), precision="float32",
+                    policy_kwargs=dict(net_arch=[8]))
+    assert not hasattr(model, "precision")
+    with pytest.raises(ValueError, match=r"precision='bf16': training runs in float32 only .*; leave out precision "
+                                         r"\(or pass precision='float32'\)"):
+        cls("SNNPolicy", env, seed=0, buffer_size=100, precision="bf16")
