@@ -105,13 +105,19 @@ def trial_record(run: Any, campaign: Path) -> dict[str, Any]:
     import yaml
     from spikerl.agents.callbacks import read_evaluations
 
+    from spikerl.run_layout import RunLayout
+
     config = yaml.safe_load((run.path / "config.yaml").read_text()) or {}
     metrics = _read_json(run.path / "metrics.json")
     progress = _read_json(run.path / "progress.json")
     evals = read_evaluations(run.path / "evaluations.csv") if (run.path / "evaluations.csv").is_file() else []
     status = {"completed": "completed", "non_finite_loss": "stopped: non-finite loss"}.get(
         metrics.get("status"), "unfinished")
-    steps = metrics.get("total_timesteps") if status == "completed" else progress.get("steps")
+    # an unfinished trial got as far as its progress file says while it runs, or its newest checkpoint when it was
+    # stopped (a stop writes the checkpoint of the step it reached after the last progress line)
+    checkpoints = RunLayout(run.path).checkpoint_steps()
+    steps = metrics.get("total_timesteps") if status == "completed" else max(
+        progress.get("steps") or 0, checkpoints[-1] if checkpoints else 0) or None
     return {
         "env": run.env, "preset": run.variant, "seed": run.seed, "path": str(run.path.relative_to(campaign)),
         "status": status, "steps": steps if steps is not None else (evals[-1].step if evals else 0),

@@ -14,6 +14,7 @@ import yaml
 from script_loader import load_script
 from spikerl.agents.callbacks import EvalRecord, write_evaluations
 
+from spikerl.run_layout import RunLayout
 from spikerl.stats import improvement_interval, iqm_interval
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +109,19 @@ def test_report_holds_every_trial_and_the_variants_at_common_budgets(tmp_path, c
         in text
     assert "| 100k (headline) | td3-proxy-lif | 3 |" in text and "![campaign learning curves](campaign.png)" in text
     assert (out / "campaign.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_stopped_trial_counts_the_steps_of_its_newest_checkpoint(tmp_path, campaign):
+    """A stop writes a checkpoint of the step it reached after the last progress line: the trial got that far."""
+    trial = campaign / "lanes/Hopper-v5/Hopper-v5/td3-proxy-lif/s2"  # progress.json says 126,234
+    checkpoints = RunLayout(trial).checkpoints
+    checkpoints.mkdir()
+    for step in (120_000, 126_871):
+        (checkpoints / f"step_{step:010d}.json").write_text(json.dumps({"step": step}))
+    out = tmp_path / "bench"
+    assert report_script.main(["--campaign", str(campaign), "--out", str(out)]) == 0
+    trials = json.loads((out / "campaign.json").read_text())["trials"]
+    assert next(t["steps"] for t in trials if t["env"] == "Hopper-v5" and t["seed"] == 2) == 126_871
 
 
 def test_the_same_folder_gives_the_same_files(tmp_path, campaign):
