@@ -22,7 +22,12 @@ A budget is compared over the trials that reached it, each read at exactly that 
 it are named. The headline budget of an env is the largest one every trial of that env reached.
 The same folder gives the same files. When the folder is gone the files are left as they are; when it holds less
 than campaign.json records (a restarted campaign), nothing is written unless ``--replace`` is given.
+A completed trial that campaign.json records and the folder no longer holds at all (a folder lost and started
+again) is carried over from the record, curve and diagnostics as published, and marked ``recorded`` (its model and
+logs are gone); ``--todo`` tells ``scripts/campaign.sh`` not to train it again.
 Then ``python scripts/gen_docs.py`` refreshes the campaign block of benchmarks/README.md.
+
+    python scripts/campaign_report.py --todo ENV PRESETS SEEDS   # for campaign.sh: per seed, the presets to train
 """
 
 from __future__ import annotations
@@ -152,19 +157,59 @@ def budget_report(runs: list[Any], campaign: Path) -> dict[str, Any]:
     return envs
 
 
-def build_report(campaign: Path) -> tuple[dict[str, Any], list[Any]]:
-    """The report's data and the runs (``spikerl.compare.RunRecord``) it was built from."""
+def _key(trial: dict[str, Any]) -> tuple[str, str, int]:
+    return trial["env"], trial["preset"], trial["seed"]
+
+
+def recorded_completed(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The completed trials of a published campaign.json."""
+    return [t for t in record.get("trials", []) if t["status"] == "completed"]
+
+
+def carried_run(trial: dict[str, Any], campaign: Path) -> Any:
+    """A recorded trial as a ``spikerl.compare.RunRecord`` (its curve as published)."""
+    import numpy as np
+
+    from spikerl.compare import COMPLETED, RunRecord
+
+    curve = trial["curve"]
+    return RunRecord(path=campaign / trial["path"], env=trial["env"], variant=trial["preset"], seed=trial["seed"],
+                     steps=np.asarray(curve["step"], dtype=float), means=np.asarray(curve["mean_return"], dtype=float),
+                     steps_per_s=trial.get("steps_per_s"), status=COMPLETED)
+
+
+def build_report(campaign: Path, record: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Any]]:
+    """The report's data and the runs (``spikerl.compare.RunRecord``) it was built from: the folder's trials, and the
+    completed trials of ``record`` (a published campaign.json) that the folder lacks."""
     from spikerl.compare import find_runs, load_run
     from spikerl.compare_stats import INTERVAL_NOTE
 
-    runs = sorted((load_run(p) for p in find_runs([campaign / "lanes"])),
-                  key=lambda r: (r.env, _variant_key(r.variant), r.seed if r.seed is not None else -1))
+    lanes = campaign / "lanes"
+    folder = [load_run(p) for p in find_runs([lanes])] if lanes.is_dir() else []
+    trials = {(r.env, r.variant, r.seed): trial_record(r, campaign) | {"source": "folder"} for r in folder}
+    runs = list(folder)
+    for t in recorded_completed(record or {}):
+        if _key(t) not in trials:
+            trials[_key(t)] = t | {"source": "recorded"}
+            runs.append(carried_run(t, campaign))
+
+    def order(key: tuple[str, str, int | None]) -> tuple[str, tuple[int, str], int]:
+        return key[0], _variant_key(key[1]), key[2] if key[2] is not None else -1
+
+    runs.sort(key=lambda r: order((r.env, r.variant, r.seed)))
     return {
         "campaign": str(campaign), "budgets": list(BUDGETS), "pairs": [list(p) for p in PAIRS],
         "interval": INTERVAL_NOTE,
-        "trials": [trial_record(r, campaign) for r in runs],
+        "trials": [trials[k] for k in sorted(trials, key=order)],
         "envs": budget_report(runs, campaign),
     }, runs
+
+
+def todo(record: dict[str, Any], env: str, presets: list[str], seeds: list[int]) -> list[tuple[int, list[str]]]:
+    """Per seed, the presets whose trial on ``env`` the record does not hold as completed (in the order given)."""
+    done = {_key(t) for t in recorded_completed(record)}
+    plan = [(seed, [p for p in presets if (env, p, seed) not in done]) for seed in seeds]
+    return [(seed, names) for seed, names in plan if names]
 
 
 # -- markdown -----------------------------------------------------------------------------------------------------
@@ -193,7 +238,8 @@ def trials_table(report: dict[str, Any]) -> str:
         last = curve["mean_return"][-1] if curve["mean_return"] else None
         best = max(curve["mean_return"]) if curve["mean_return"] else None
         at = " | ".join(_num(_curve_at(curve, b)) for b in BUDGETS)
-        rows.append(f"| {t['env']} | {t['preset']} | {t['seed']} | {t['status']} | {t['steps']} | {at} | "
+        status = t["status"] + (" (recorded)" if t.get("source") == "recorded" else "")
+        rows.append(f"| {t['env']} | {t['preset']} | {t['seed']} | {status} | {t['steps']} | {at} | "
                     f"{_num(last)} | {_num(best)} |")
     return "\n".join(rows)
 
@@ -251,7 +297,8 @@ def markdown(report: dict[str, Any], png_name: str) -> str:
         f"IQM = interquartile mean over seeds; intervals: {report['interval']}. P(X > Y): the probability that a "
         "trial of X beats one of Y (ties count 1/2).", "",
         "## Trials", "", "Every trial's evaluation return at each budget it reached (the whole curves are in "
-        "campaign.json).", "", trials_table(report), "",
+        "campaign.json). (recorded): a completed trial whose folder was lost, carried over from the report that "
+        "published it.", "", trials_table(report), "",
         "## Variants at common budgets", "",
     ]
     for env, data in report["envs"].items():
@@ -324,9 +371,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="where campaign.json/.md/.png go")
     p.add_argument("--replace", action="store_true",
                    help="write even if the folder holds less than the existing campaign.json records")
+    p.add_argument("--todo", nargs=3, metavar=("ENV", "PRESETS", "SEEDS"),
+                   help="print, one line per seed ('SEED PRESET,PRESET'), the trials of ENV among PRESETS "
+                        "(comma-separated) x SEEDS (e.g. 1-2) that campaign.json does not record as completed; "
+                        "write nothing")
     args = p.parse_args(argv)
     campaign = (args.campaign or default_campaign()).expanduser()
     out_json = args.out / f"{STEM}.json"
+    record = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    if args.todo:
+        from spikerl.sweep import parse_seeds
+
+        env, presets, seeds = args.todo
+        for seed, names in todo(record, env, [n for n in presets.split(",") if n], parse_seeds(seeds)):
+            print(seed, ",".join(names))
+        return 0
     lanes = campaign / "lanes"
     if not lanes.is_dir() or not any(lanes.rglob("config.yaml")):
         if out_json.is_file():
@@ -336,9 +395,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"campaign_report: {campaign} holds no trials and there is no {out_json}; start the campaign with "
               "bash scripts/campaign.sh", file=sys.stderr)
         return 1
-    report, runs = build_report(campaign)
+    report, runs = build_report(campaign, record)
     if out_json.is_file() and not args.replace:
-        lost = shrinkage(json.loads(out_json.read_text()), report)
+        lost = shrinkage(record, report)
         if lost:
             print(f"campaign_report: {campaign} holds less than {out_json} records ({'; '.join(lost)}); nothing "
                   "written (pass --replace to write the folder's state anyway)", file=sys.stderr)

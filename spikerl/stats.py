@@ -65,8 +65,18 @@ def _interval(samples: tuple[np.ndarray, ...], statistic, seed: int, resamples: 
     if all(len(s) == 1 for s in samples):  # nothing to resample: the interval is the point
         value = float(statistic(*[s[None, :] for s in samples], axis=-1)[0])
         return value, value
-    res = sps.bootstrap(samples, statistic, n_resamples=resamples, confidence_level=CONFIDENCE,
-                        method="percentile", vectorized=True, paired=False, random_state=np.random.default_rng(seed))
+    # a sample of one run resamples to itself: hold it fixed and resample the others (scipy needs two or more)
+    varied = [i for i, s in enumerate(samples) if len(s) > 1]
+
+    def with_fixed(*drawn: np.ndarray, axis: int = -1) -> np.ndarray:
+        full = list(samples)
+        for i, d in zip(varied, drawn, strict=True):
+            full[i] = d
+        return statistic(*full, axis=axis)
+
+    res = sps.bootstrap([samples[i] for i in varied], with_fixed, n_resamples=resamples,
+                        confidence_level=CONFIDENCE, method="percentile", vectorized=True, paired=False,
+                        random_state=np.random.default_rng(seed))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 

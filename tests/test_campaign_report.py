@@ -74,7 +74,7 @@ def test_report_holds_every_trial_and_the_variants_at_common_budgets(tmp_path, c
                     "curve": {"step": list(range(0, 125_001, 25_000)),
                               "mean_return": [_return("td3-proxy-lif", 2, s) for s in range(0, 125_001, 25_000)],
                               "std_return": [5.0] * 6},
-                    "diagnostics": None}  # no TensorBoard log
+                    "diagnostics": None, "source": "folder"}  # no TensorBoard log
     done = next(t for t in report["trials"] if t["env"] == "Hopper-v5" and t["preset"] == "td3-ann")
     assert (done["status"], done["steps"], len(done["curve"]["step"])) == ("completed", 300_000, 13)
 
@@ -156,9 +156,51 @@ def test_a_smaller_folder_than_the_published_report_needs_replace(tmp_path, camp
     assert "HalfCheetah-v5/td3-ann/0: 76234 recorded, absent in the folder" in err
     assert (out / "campaign.json").read_bytes() == before
     assert report_script.main(["--campaign", str(restarted), "--out", str(out), "--replace"]) == 0
-    assert len(json.loads((out / "campaign.json").read_text())["trials"]) == 1
-    assert np.isfinite(json.loads((out / "campaign.json").read_text())["envs"]["Hopper-v5"]["budgets"][0]["groups"][0]
-                       ["return"]["mean"])
+    report = json.loads((out / "campaign.json").read_text())
+    # the folder's trial replaces the recorded one; the unfinished trial it lost is gone; completed ones carry over
+    restarted_trial = next(t for t in report["trials"] if t["source"] == "folder")
+    assert (restarted_trial["env"], restarted_trial["preset"], restarted_trial["seed"], restarted_trial["steps"]) == (
+        "Hopper-v5", "td3-proxy-lif", 0, 51_234)
+    assert not any(t["preset"] == "td3-ann" and t["env"] == "HalfCheetah-v5" for t in report["trials"])
+    assert len(report["trials"]) == 7
+    assert np.isfinite(report["envs"]["Hopper-v5"]["budgets"][0]["groups"][0]["return"]["mean"])
+
+
+def test_completed_trials_of_a_lost_folder_carry_over_and_are_not_trained_again(tmp_path, campaign, capsys):
+    """A folder lost and started again: the completed trials campaign.json records stay in the report (curves as
+    published, marked recorded) and --todo leaves them out of the campaign's plan; unfinished ones are redone."""
+    out = tmp_path / "bench"
+    assert report_script.main(["--campaign", str(campaign), "--out", str(out)]) == 0
+    published = json.loads((out / "campaign.json").read_text())
+    capsys.readouterr()
+
+    assert report_script.main(["--out", str(out), "--todo", "Hopper-v5", "td3-proxy-lif,td3-ann,td3-lif", "0-2"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["2 td3-proxy-lif,td3-ann,td3-lif"]
+    assert report_script.main(["--out", str(out), "--todo", "HalfCheetah-v5", "td3-proxy-lif,td3-ann", "0"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["0 td3-ann"]
+
+    lost = tmp_path / "new-folder"  # the campaign started again: HalfCheetah td3-ann s0 from scratch
+    make_trial(lost, "HalfCheetah-v5", "td3-ann", 0, 25_000)
+    assert report_script.main(["--campaign", str(lost), "--out", str(out), "--replace"]) == 0
+    report = json.loads((out / "campaign.json").read_text())
+    sources = {(t["env"], t["preset"], t["seed"]): t["source"] for t in report["trials"]}
+    assert sources[("HalfCheetah-v5", "td3-ann", 0)] == "folder"
+    assert ("Hopper-v5", "td3-proxy-lif", 2) not in sources  # unfinished when published: not carried
+    carried = [t for t in report["trials"] if t["source"] == "recorded"]
+    assert len(carried) == 7
+    old = {(t["env"], t["preset"], t["seed"]): t for t in published["trials"]}
+    for t in carried:
+        assert t == old[(t["env"], t["preset"], t["seed"])] | {"source": "recorded"}
+    # the carried curves still enter the statistics: Hopper at 300k compares 2 seeds per variant
+    hopper = _budget(report, "Hopper-v5", 300_000)
+    assert {g["variant"]: g["seeds"] for g in hopper["groups"]} == {"td3-proxy-lif": 2, "td3-ann": 2, "td3-lif": 2}
+    hc = _budget(report, "HalfCheetah-v5", 300_000)["groups"][0]
+    assert (hc["variant"], hc["return"]["mean"]) == ("td3-proxy-lif", _return("td3-proxy-lif", 0, 300_000))
+    assert "| Hopper-v5 | td3-lif | 1 | completed (recorded) |" in (out / "campaign.md").read_text()
+    # and the same inputs give the same files (the report is its own record now)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert report_script.main(["--campaign", str(lost), "--out", str(out)]) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def _gen_docs():

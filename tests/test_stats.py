@@ -63,3 +63,23 @@ def test_single_run_gives_a_point_interval_and_bad_input_is_refused():
         iqm_interval([1.0, float("nan")])
     with pytest.raises(ValueError, match="non-empty"):
         improvement_interval([], [1.0])
+
+
+def test_a_single_run_is_held_fixed_while_the_other_variant_is_resampled():
+    """One seed against several (a variant still short of its later seeds): the single run resamples to itself,
+    so the interval is the bootstrap of the other variant's runs alone against that fixed value."""
+    from scipy.stats import bootstrap
+
+    one, many = 500.0, [100.0, 500.0, 600.0, 1000.0]
+
+    def beats_one(b, axis=-1):  # P(many > one), ties 1/2
+        return ((b > one) + 0.5 * (b == one)).mean(axis=axis)
+
+    ref = bootstrap((np.array(many),), beats_one, n_resamples=5000, confidence_level=0.95, method="percentile",
+                    vectorized=True, random_state=np.random.default_rng(4)).confidence_interval
+    got = improvement_interval(many, [one], seed=4, resamples=5000)
+    assert got.value == pytest.approx(0.625)
+    assert (got.low, got.high) == pytest.approx((ref.low, ref.high))
+    flipped = improvement_interval([one], many, seed=4, resamples=5000)
+    assert flipped.value == pytest.approx(1 - 0.625)
+    assert (flipped.low, flipped.high) == pytest.approx((1 - ref.high, 1 - ref.low))
