@@ -16,6 +16,9 @@ For each env of the campaign (``DIR/lanes/...``, the run directories ``bash scri
   the ANN's own rollouts), exported and evaluated the same way; its ``zoo.json`` also holds the source ANN's
   evaluation (torch), energy per decision and latency.
 
+A shipped policy whose run the campaign folder no longer holds (a folder lost and started again) stays unless a
+completed run there ends higher; it is then timed again beside the rebuilt policies.
+
 Latency: batch-1 decisions of the two bundles (spikerl.runtime) and the ANN actor (torch eager, one thread),
 timed in one process in interleaved rounds on observations of one evaluation episode; the median of the round
 medians is reported. Then ``ZOO/README.md`` is rewritten from every ``zoo.json`` / ``evaluation.json`` in the zoo.
@@ -73,6 +76,26 @@ def best_run(runs: Sequence[Any], env: str, variant: str) -> tuple[Any | None, l
                   key=lambda r: (-r.final, r.seed if r.seed is not None else 0))
     candidates = [{"seed": r.seed, "steps": int(r.steps.max()), "final_return": r.final} for r in pool]
     return (pool[0] if pool else None), candidates
+
+
+def shipped_source(folder: Path) -> dict[str, Any] | None:
+    """The source record (``zoo.json``) of the policy the zoo ships at ``folder``, if any."""
+    try:
+        return json.loads((folder / ZOO_FILE).read_text())["source"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return None
+
+
+def keep_shipped(run: Any | None, candidates: list[dict[str, Any]], shipped: dict[str, Any] | None
+                 ) -> tuple[bool, list[dict[str, Any]]]:
+    """Whether the shipped policy stays (its run is no longer in the campaign folder, a folder lost and started
+    again, and no completed run there ends higher), and the candidates with it among them."""
+    if shipped is None or any(c["seed"] == shipped["seed"] for c in candidates):
+        return False, candidates  # its run is in the folder: chosen among the others as usual
+    entry = {"seed": shipped["seed"], "steps": shipped["steps"], "final_return": shipped["final_return"],
+             "shipped": True}
+    pool = sorted([*candidates, entry], key=lambda c: (-c["final_return"], c["seed"] if c["seed"] is not None else 0))
+    return pool[0] is entry or run is None, pool
 
 
 def source_record(run: Any, candidates: list[dict[str, Any]], campaign: Path) -> dict[str, Any]:
@@ -199,9 +222,23 @@ def build_env(campaign: Path, env: str, zoo: Path, runs: Sequence[Any], episodes
     out_dir = zoo / env
     out_dir.mkdir(parents=True, exist_ok=True)
     staged: dict[str, tuple[Path, dict[str, Any]]] = {}
+    kept: dict[str, dict[str, Any]] = {}  # shipped policies that stay: their zoo.json, updated below
+
+    def choose(variant: str, folder: str) -> tuple[Any | None, list[dict[str, Any]]]:
+        run, pool = best_run(runs, env, variant)
+        keep, pool = keep_shipped(run, pool, shipped_source(out_dir / folder))
+        if keep:
+            card = json.loads((out_dir / folder / ZOO_FILE).read_text())
+            card["source"]["chosen_among"] = pool
+            kept[folder] = card
+            print(f"build_zoo: {env}: the shipped {folder} (seed {card['source']['seed']}, final return "
+                  f"{card['source']['final_return']:.1f}, its run no longer in the campaign folder) stays")
+            return None, pool
+        return run, pool
+
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
         tmp = Path(tmp)
-        snn_run, snn_pool = best_run(runs, env, SNN_VARIANT)
+        snn_run, snn_pool = choose(SNN_VARIANT, SNN_VARIANT)
         if snn_run is not None:
             bundle = export_run(snn_run.path, "bundle", tmp / SNN_VARIANT)
             shutil.copyfile(snn_run.path / "config.yaml", bundle / "training_config.yaml")
@@ -209,10 +246,10 @@ def build_env(campaign: Path, env: str, zoo: Path, runs: Sequence[Any], episodes
             evaluate_staged(bundle, f"{env}/{SNN_VARIANT}", episodes)
             staged[SNN_VARIANT] = (bundle, {"kind": "directly trained SNN",
                                             "source": source_record(snn_run, snn_pool, campaign)})
-        else:
+        elif SNN_VARIANT not in kept:
             print(f"build_zoo: {env}: no completed {SNN_VARIANT} run; {out_dir / SNN_VARIANT} left as it is")
 
-        ann_run, ann_pool = best_run(runs, env, ANN_VARIANT)
+        ann_run, ann_pool = choose(ANN_VARIANT, CONVERTED)
         ann_actor = None
         if ann_run is not None:
             spec = ConversionSpec(**CONVERSION)
@@ -232,13 +269,17 @@ def build_env(campaign: Path, env: str, zoo: Path, runs: Sequence[Any], episodes
                 "ann": {key: ann_eval.get(key) for key in ("episodes", "seed", "mean_return", "std_return",
                                                           "returns", "lengths", "energy_nj", "energy")},
             })
-        else:
+        elif CONVERTED not in kept:
             print(f"build_zoo: {env}: no completed {ANN_VARIANT} run; {out_dir / CONVERTED} left as it is")
-        if not staged:
+        if not staged:  # nothing rebuilt: a kept policy's card only gains the candidates it was kept among
+            for name, card in kept.items():
+                (out_dir / name / ZOO_FILE).write_text(json.dumps(card, indent=2) + "\n")
             return []
 
         torch.set_num_threads(1)
+        # the kept policies are timed again beside the rebuilt ones, so that one env's latencies compare
         policies = {name: load_policy(path) for name, (path, _) in staged.items()}
+        policies |= {name: load_policy(out_dir / name) for name in kept}
         fns: dict[str, Callable[[np.ndarray], Any]] = {name: p.act for name, p in policies.items()}
         if ann_actor is not None:
             def ann(o: np.ndarray) -> Any:
@@ -260,6 +301,9 @@ def build_env(campaign: Path, env: str, zoo: Path, runs: Sequence[Any], episodes
             (path / ZOO_FILE).write_text(json.dumps(record, indent=2) + "\n")
             publish(path, out_dir / name)
             built.append(out_dir / name)
+        for name, card in kept.items():
+            card["latency"] = {"runtime": "spikerl.runtime", **latency[name], "protocol": protocol}
+            (out_dir / name / ZOO_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return built
 
 

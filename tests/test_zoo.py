@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -123,6 +124,26 @@ def test_build_zoo_end_to_end(tmp_path, capsys):
     assert without_torch(tmp_path, "video", snn, 1) == {"code": 0}
     assert sorted(p.name for p in (snn / "videos").iterdir()) == ["eval-episode-0.mp4"]
 
+    # the campaign folder lost the shipped policy's run (started again): the rebuild keeps that policy, since the
+    # run left ends no higher, lists it among the candidates, and times it again beside the rebuilt converted SNN
+    shutil.rmtree(snn / "videos")
+    shipped = {f: (snn / f).read_bytes() for f in ("manifest.json", "weights.npz", "evaluation.json")}
+    before = json.loads((snn / "zoo.json").read_text())
+    shutil.rmtree(best)
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_zoo.py"), "--campaign", str(campaign),
+                          "--zoo", str(zoo), "--episodes", "3", "--calib-steps", "300", "--rounds", "2",
+                          "--calls", "50"], capture_output=True, text=True, timeout=900,
+                         env={**subprocess_env(), "MUJOCO_GL": "egl"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "the shipped td3-proxy-lif (seed" in res.stdout
+    assert {f: (snn / f).read_bytes() for f in shipped} == shipped
+    after = json.loads((snn / "zoo.json").read_text())
+    assert after["source"]["run"] == before["source"]["run"]
+    assert {(c["seed"], c.get("shipped", False)) for c in after["source"]["chosen_among"]} == {
+        (int(best.name[1:]), True), (1 - int(best.name[1:]), False)}
+    assert after["latency"]["protocol"]["measured_together"] == ["td3-ann", "td3-ann-dcgs32", "td3-proxy-lif"]
+    assert after["latency"]["round_medians_us"] != before["latency"]["round_medians_us"]  # timed again
+
 
 @pytest.mark.parametrize("bundle", COMMITTED, ids=[str(p.relative_to(ROOT / "zoo")) for p in COMMITTED])
 def test_committed_zoo_bundle_replays_its_returns_without_torch(tmp_path, bundle):
@@ -130,3 +151,17 @@ def test_committed_zoo_bundle_replays_its_returns_without_torch(tmp_path, bundle
     assert card["bundle_bytes"] < 1_000_000 and sum(p.stat().st_size for p in bundle.iterdir()) < 1_000_000
     assert len(json.loads((bundle / "evaluation.json").read_text())["returns"]) == 10
     assert_replays(tmp_path, bundle)
+
+
+def test_a_shipped_policy_whose_run_was_lost_stays_until_a_run_ends_higher():
+    keep_shipped = load_script("build_zoo").keep_shipped
+    shipped = {"seed": 0, "steps": 300_000, "final_return": 2000.0}
+    lower, higher = {"seed": 1, "steps": 300_000, "final_return": 1500.0}, {"seed": 2, "steps": 300_000,
+                                                                           "final_return": 2500.0}
+    entry = {**shipped, "shipped": True}
+    assert keep_shipped(None, [], shipped) == (True, [entry])
+    assert keep_shipped(object(), [lower], shipped) == (True, [entry, lower])
+    assert keep_shipped(object(), [higher, lower], shipped) == (False, [higher, entry, lower])
+    # its run is still in the folder: chosen among the folder's runs as usual
+    assert keep_shipped(object(), [lower, {**shipped}], shipped) == (False, [lower, shipped])
+    assert keep_shipped(object(), [lower], None) == (False, [lower])

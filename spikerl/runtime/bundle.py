@@ -27,6 +27,7 @@ import platform
 import shutil
 import tempfile
 import time
+import uuid
 import warnings
 import zipfile
 from pathlib import Path
@@ -179,7 +180,8 @@ def write_bundle(spec: PolicySpec, path: str | os.PathLike[str], *, observation_
     if path.exists() and not (path / MANIFEST_FILE).is_file() and (not path.is_dir() or any(path.iterdir())):
         raise ValueError(f"{path} exists and is not a spikerl bundle; choose another path or remove it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()  # not mkdtemp: the bundle keeps the mode of a folder made here (mkdtemp's is 0700)
     try:
         np.savez(tmp / WEIGHTS_FILE, **spec.arrays())
         manifest = build_manifest(spec, sha256_file(tmp / WEIGHTS_FILE), observation_space=observation_space,

@@ -149,6 +149,10 @@ def test_export_is_atomic_and_replaces_only_bundles(tmp_path):
     obs = observations(n=4)
     np.testing.assert_allclose(load_policy(path).act(obs), torch_action(a2, obs), atol=1e-10)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temporary directories left
+    plain = tmp_path / "plain"
+    plain.mkdir()  # the bundle folder has the mode of any folder made here (the staging one is not private)
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    plain.rmdir()
     other = tmp_path / "notes"
     other.mkdir()
     (other / "x.txt").write_text("keep me")
