@@ -78,24 +78,25 @@ def best_run(runs: Sequence[Any], env: str, variant: str) -> tuple[Any | None, l
     return (pool[0] if pool else None), candidates
 
 
-def shipped_source(folder: Path) -> dict[str, Any] | None:
-    """The source record (``zoo.json``) of the policy the zoo ships at ``folder``, if any."""
+def shipped_card(folder: Path) -> dict[str, Any] | None:
+    """The ``zoo.json`` of the policy the zoo ships at ``folder``, if any."""
     try:
-        return json.loads((folder / ZOO_FILE).read_text())["source"]
-    except (OSError, json.JSONDecodeError, KeyError):
+        card = json.loads((folder / ZOO_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
         return None
+    return card if "source" in card else None
 
 
-def keep_shipped(run: Any | None, candidates: list[dict[str, Any]], shipped: dict[str, Any] | None
+def keep_shipped(candidates: list[dict[str, Any]], shipped: dict[str, Any] | None
                  ) -> tuple[bool, list[dict[str, Any]]]:
-    """Whether the shipped policy stays (its run is no longer in the campaign folder, a folder lost and started
-    again, and no completed run there ends higher), and the candidates with it among them."""
+    """Whether the shipped policy (its source record) stays: its run is no longer in the campaign folder (a folder
+    lost and started again) and no completed run there ends higher; and the candidates with it among them."""
     if shipped is None or any(c["seed"] == shipped["seed"] for c in candidates):
         return False, candidates  # its run is in the folder: chosen among the others as usual
     entry = {"seed": shipped["seed"], "steps": shipped["steps"], "final_return": shipped["final_return"],
              "shipped": True}
     pool = sorted([*candidates, entry], key=lambda c: (-c["final_return"], c["seed"] if c["seed"] is not None else 0))
-    return pool[0] is entry or run is None, pool
+    return pool[0] is entry, pool
 
 
 def source_record(run: Any, candidates: list[dict[str, Any]], campaign: Path) -> dict[str, Any]:
@@ -226,9 +227,9 @@ def build_env(campaign: Path, env: str, zoo: Path, runs: Sequence[Any], episodes
 
     def choose(variant: str, folder: str) -> tuple[Any | None, list[dict[str, Any]]]:
         run, pool = best_run(runs, env, variant)
-        keep, pool = keep_shipped(run, pool, shipped_source(out_dir / folder))
+        card = shipped_card(out_dir / folder)
+        keep, pool = keep_shipped(pool, card and card["source"])
         if keep:
-            card = json.loads((out_dir / folder / ZOO_FILE).read_text())
             card["source"]["chosen_among"] = pool
             kept[folder] = card
             print(f"build_zoo: {env}: the shipped {folder} (seed {card['source']['seed']}, final return "

@@ -159,9 +159,9 @@ def test_a_shipped_policy_whose_run_was_lost_stays_until_a_run_ends_higher():
     lower, higher = {"seed": 1, "steps": 300_000, "final_return": 1500.0}, {"seed": 2, "steps": 300_000,
                                                                            "final_return": 2500.0}
     entry = {**shipped, "shipped": True}
-    assert keep_shipped(None, [], shipped) == (True, [entry])
-    assert keep_shipped(object(), [lower], shipped) == (True, [entry, lower])
-    assert keep_shipped(object(), [higher, lower], shipped) == (False, [higher, entry, lower])
+    assert keep_shipped([], shipped) == (True, [entry])
+    assert keep_shipped([lower], shipped) == (True, [entry, lower])
+    assert keep_shipped([higher, lower], shipped) == (False, [higher, entry, lower])
     # its run is still in the folder: chosen among the folder's runs as usual
-    assert keep_shipped(object(), [lower, {**shipped}], shipped) == (False, [lower, shipped])
-    assert keep_shipped(object(), [lower], None) == (False, [lower])
+    assert keep_shipped([lower, {**shipped}], shipped) == (False, [lower, shipped])
+    assert keep_shipped([lower], None) == (False, [lower])
