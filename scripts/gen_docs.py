@@ -288,7 +288,8 @@ def _campaign_interval(iv: dict[str, float] | None, digits: int = 0) -> str:
 
 
 def campaign_figures(d: dict[str, Any]) -> str:
-    """Per env: the variants at the headline budget (every trial reached it; else the largest budget any reached)."""
+    """Per env: the variants at the headline budget (every trial reached it; else the largest budget any reached),
+    then the returns at the largest budget when it is beyond the headline."""
     trials = d["trials"]
     done = sum(t["status"] == "completed" for t in trials)
     lines = [f"{len(trials)} trials ({done} completed); returns of the periodic deterministic evaluations; "
@@ -309,6 +310,12 @@ def campaign_figures(d: dict[str, Any]) -> str:
                  for p in budget["improvement"]]
         if pairs:
             lines += ["; ".join(pairs) + ".", ""]
+        last = e["budgets"][-1]
+        if last["step"] > budget["step"]:  # what the longest trials reached, beside the comparison of all of them
+            reached = ", ".join(f"{g['variant']} {mean_std(g['return']['mean'], g['return']['std'], g['seeds'], 0)} "
+                                f"({g['seeds']} trial{'s' * (g['seeds'] != 1)})" for g in last["groups"] if g["seeds"])
+            lines += [f"At {last['step'] // 1000}k steps, the largest budget (only the trials that reached it): "
+                      f"{reached}.", ""]
     return "\n".join(lines).rstrip()
 
 

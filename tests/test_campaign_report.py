@@ -222,8 +222,14 @@ def test_the_docs_block_shows_each_env_at_its_headline_budget(tmp_path, campaign
     iv = iqm_interval([200.0, 237.0])
     assert "**Hopper-v5** at 100k steps (every trial reached it):" in text
     assert f"| td3-ann | 2 | 218 ± 18 | {iv.value:.0f} [{iv.low:.0f}, {iv.high:.0f}] |" in text
-    # HalfCheetah's td3-ann trial stopped at 75k: its 50k budget is the headline, 300k is not shown
+    # the longest trials' returns follow the headline: Hopper's seed 2 stopped at 125k, seeds 0-1 reached 300k
+    at_300k = [_return("td3-proxy-lif", s, 300_000) for s in (0, 1)]
+    assert (f"At 300k steps, the largest budget (only the trials that reached it): td3-proxy-lif "
+            f"{np.mean(at_300k):.0f} ± {np.std(at_300k):.0f} (2 trials), td3-ann ") in text
+    # HalfCheetah's td3-ann trial stopped at 75k: its 50k budget is the headline; only td3-proxy-lif reached 300k
     assert "**HalfCheetah-v5** at 50k steps (every trial reached it):" in text
+    assert (f"At 300k steps, the largest budget (only the trials that reached it): td3-proxy-lif "
+            f"{_return('td3-proxy-lif', 0, 300_000):.0f} (1 trial).") in text
 
 
 def _log_scalars(tb: Path, start: int, points: dict[str, list[tuple[int, float]]]) -> None:
