@@ -49,6 +49,14 @@ STEM = "campaign"
 DIAGNOSTIC_TAGS = ("snn/rate_hidden0", "snn/rate_hidden1", "snn/rate_output", "snn/window_hidden0",
                    "snn/window_hidden1", "snn/window_output", "train/proxy_loss", "train/critic_loss",
                    "train/actor_loss")
+#: the reference fork's evaluation return, mean ± std over 5 seeds (Gymnasium v4, 10 deterministic episodes,
+#: 25k random start steps; madao2333/Proxy-Target-with-PLIF, as quoted in issue #16), per env, variant and budget
+FORK = {"Hopper-v5": {"td3-ann": {100_000: (559.0, 276.0), 300_000: (879.0, 541.0)},
+                      "td3-proxy-lif": {100_000: (408.0, 95.0), 300_000: (1786.0, 733.0)}},
+        "HalfCheetah-v5": {"td3-ann": {100_000: (4255.0, 556.0), 300_000: (7243.0, 406.0)},
+                           "td3-proxy-lif": {100_000: (4479.0, 778.0), 300_000: (7341.0, 362.0)}}}
+#: the issue's stretch target: PT-LIF's mean return on Hopper at 300k steps reaches the fork's
+STRETCH = ("Hopper-v5", "td3-proxy-lif", 300_000)
 
 
 def default_campaign() -> Path:
@@ -201,8 +209,47 @@ def build_report(campaign: Path, record: dict[str, Any] | None = None) -> tuple[
         "campaign": str(campaign), "budgets": list(BUDGETS), "pairs": [list(p) for p in PAIRS],
         "interval": INTERVAL_NOTE,
         "trials": [trials[k] for k in sorted(trials, key=order)],
-        "envs": budget_report(runs, campaign),
+        "envs": (envs := budget_report(runs, campaign)),
+        "targets": targets(envs),
     }, runs
+
+
+def _group(budget: dict[str, Any], variant: str) -> dict[str, Any] | None:
+    return next((g for g in budget["groups"] if g["variant"] == variant and g["seeds"]), None)
+
+
+def targets(envs: dict[str, Any]) -> dict[str, Any]:
+    """Issue #16's targets as measured: per env, at the headline budget and at the largest budget (when beyond it),
+    whether td3-proxy-lif's IQM is at least td3-ann's and td3-lif's; our mean ± std beside the fork's at its
+    budgets; and the stretch target (PT-LIF's Hopper mean at 300k against the fork's)."""
+    out: dict[str, Any] = {"comparisons": [], "fork": [], "stretch": None}
+    for env, data in envs.items():
+        at = {b["step"]: b for b in data["budgets"]}
+        steps = [s for s in (data["common_budget"], data["budgets"][-1]["step"] if data["budgets"] else None)
+                 if s is not None]
+        for step in dict.fromkeys(steps):
+            proxy = _group(at[step], PAIRS[0][0])
+            for _, other in PAIRS:
+                rival = _group(at[step], other)
+                if proxy is None or rival is None:
+                    continue
+                out["comparisons"].append({
+                    "env": env, "step": step, "headline": step == data["common_budget"], "x": proxy["variant"],
+                    "y": other, "n_x": proxy["seeds"], "n_y": rival["seeds"], "iqm_x": proxy["iqm"]["value"],
+                    "iqm_y": rival["iqm"]["value"], "met": proxy["iqm"]["value"] >= rival["iqm"]["value"]})
+        for variant, budgets in FORK.get(env, {}).items():
+            for step, (mean, std) in budgets.items():
+                g = _group(at[step], variant) if step in at else None
+                out["fork"].append({"env": env, "variant": variant, "step": step, "fork_mean": mean,
+                                    "fork_std": std, "n": g["seeds"] if g else 0,
+                                    "mean": g["return"]["mean"] if g else None,
+                                    "std": g["return"]["std"] if g else None})
+    env, variant, step = STRETCH
+    row = next((f for f in out["fork"] if (f["env"], f["variant"], f["step"]) == STRETCH), None)
+    if row is not None:
+        out["stretch"] = {"env": env, "variant": variant, "step": step, "target": row["fork_mean"], "n": row["n"],
+                          "mean": row["mean"], "met": None if row["mean"] is None else row["mean"] >= row["fork_mean"]}
+    return out
 
 
 def todo(record: dict[str, Any], env: str, presets: list[str], seeds: list[int]) -> list[tuple[int, list[str]]]:
@@ -286,6 +333,31 @@ def budget_tables(env: str, data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def targets_section(t: dict[str, Any]) -> str:
+    """Issue #16's targets as measured (campaign.json's ``targets``)."""
+    lines = ["| env | budget | comparison (IQM over the trials that reached it) | trials | met |",
+             "|---|---:|---|---:|---|"]
+    for c in t["comparisons"]:
+        mark = " (headline)" if c["headline"] else ""
+        lines.append(f"| {c['env']} | {c['step'] // 1000}k{mark} | {c['x']} {c['iqm_x']:.0f} ≥ {c['y']} "
+                     f"{c['iqm_y']:.0f} | {c['n_x']}, {c['n_y']} | {'yes' if c['met'] else 'no'} |")
+    lines += ["", "Beside the reference fork's runs (Gymnasium v4, 5 seeds; issue #16):", "",
+              "| env | variant | budget | this campaign (mean ± std) | trials | fork (mean ± std, 5 seeds) |",
+              "|---|---|---:|---:|---:|---:|"]
+    for f in t["fork"]:
+        ours = "–" if f["mean"] is None else (f"{f['mean']:.0f} ± {f['std']:.0f}" if f["n"] > 1
+                                                else f"{f['mean']:.0f}")
+        lines.append(f"| {f['env']} | {f['variant']} | {f['step'] // 1000}k | {ours} | {f['n']} | "
+                     f"{f['fork_mean']:.0f} ± {f['fork_std']:.0f} |")
+    s = t.get("stretch")
+    if s is not None:
+        verdict = ("no trial reached it yet" if s["mean"] is None else
+                   f"{s['mean']:.0f} over {s['n']} trial{'s' * (s['n'] != 1)}: {'met' if s['met'] else 'not met'}")
+        lines += ["", f"Stretch: {s['variant']} on {s['env']} reaches the fork's mean of {s['target']:.0f} at "
+                      f"{s['step'] // 1000}k steps: {verdict}."]
+    return "\n".join(lines)
+
+
 def markdown(report: dict[str, Any], png_name: str) -> str:
     n = len(report["trials"])
     done = sum(t["status"] == "completed" for t in report["trials"])
@@ -303,6 +375,10 @@ def markdown(report: dict[str, Any], png_name: str) -> str:
     ]
     for env, data in report["envs"].items():
         parts += [budget_tables(env, data), ""]
+    if "targets" in report:
+        parts += ["## Targets (issue #16)", "", "td3-proxy-lif against td3-ann and td3-lif by IQM at the headline "
+                  "budget (every trial of the env reached it) and at the largest budget any reached.", "",
+                  targets_section(report["targets"]), ""]
     parts += ["## Diagnostics", "",
               "As each trial last logged them to TensorBoard (campaign.json also holds them as logged last before "
               "each budget). Rate: mean spikes per neuron and step of a layer of the spiking actor on a training "

@@ -268,3 +268,45 @@ def test_diagnostics_follow_the_run_across_its_resumes(tmp_path, campaign):
     assert set(d["at"]) == {"50000", "100000"}
     row = "| Hopper-v5 | td3-proxy-lif | 2 | 120000 | 0.100 | – | – | – | – | – | 0.040 | – | – |"
     assert row in (out / "campaign.md").read_text()
+
+
+def test_targets_compare_the_iqms_at_the_headline_and_largest_budgets_and_quote_the_fork(tmp_path, campaign):
+    out = tmp_path / "bench"
+    assert report_script.main(["--campaign", str(campaign), "--out", str(out)]) == 0
+    report = json.loads((out / "campaign.json").read_text())
+    t = report["targets"]
+    got = {(c["env"], c["step"], c["y"]): (c["headline"], c["n_x"], c["n_y"], c["met"]) for c in t["comparisons"]}
+    # Hopper: headline 100k (seed 2 stopped at 125k), largest 300k; HalfCheetah: headline 50k, and at 300k only
+    # td3-proxy-lif, so nothing to compare there; no td3-lif trial on HalfCheetah
+    assert got == {("Hopper-v5", 100_000, "td3-ann"): (True, 3, 2, True),
+                   ("Hopper-v5", 100_000, "td3-lif"): (True, 3, 2, True),
+                   ("Hopper-v5", 300_000, "td3-ann"): (False, 2, 2, True),
+                   ("Hopper-v5", 300_000, "td3-lif"): (False, 2, 2, True),
+                   ("HalfCheetah-v5", 50_000, "td3-ann"): (True, 1, 1, True)}
+    hop = next(c for c in t["comparisons"] if (c["env"], c["step"], c["y"]) == ("Hopper-v5", 100_000, "td3-ann"))
+    assert hop["iqm_x"] == pytest.approx(iqm_interval([_return("td3-proxy-lif", s, 100_000) for s in (0, 1, 2)]).value)
+    fork = {(f["env"], f["variant"], f["step"]): f for f in t["fork"]}
+    assert len(fork) == 8
+    row = fork[("Hopper-v5", "td3-proxy-lif", 100_000)]
+    assert (row["fork_mean"], row["fork_std"], row["n"]) == (408.0, 95.0, 3)
+    assert row["mean"] == pytest.approx(np.mean([_return("td3-proxy-lif", s, 100_000) for s in (0, 1, 2)]))
+    assert fork[("HalfCheetah-v5", "td3-ann", 300_000)]["n"] == 0  # its only trial stopped at 75k
+    at_300k = np.mean([_return("td3-proxy-lif", s, 300_000) for s in (0, 1)])
+    assert t["stretch"] == {"env": "Hopper-v5", "variant": "td3-proxy-lif", "step": 300_000, "target": 1786.0,
+                            "n": 2, "mean": pytest.approx(at_300k), "met": False}
+    md = (out / "campaign.md").read_text()
+    assert "| Hopper-v5 | 100k (headline) | td3-proxy-lif 337 ≥ td3-ann 218 | 3, 2 | yes |" in md
+    assert "| HalfCheetah-v5 | td3-ann | 300k | – | 0 | 7243 ± 406 |" in md
+    assert f"reaches the fork's mean of 1786 at 300k steps: {at_300k:.0f} over 2 trials: not met." in md
+
+
+def test_a_target_falls_short_when_the_proxy_iqm_is_lower():
+    def group(variant, value, n=2):
+        return {"variant": variant, "seeds": n, "iqm": {"value": value}, "return": {"mean": value, "std": 1.0}}
+
+    groups = [group("td3-proxy-lif", 300.0), group("td3-ann", 301.0), group("td3-lif", 300.0)]
+    envs = {"Hopper-v5": {"common_budget": 100_000, "budgets": [{"step": 100_000, "groups": groups}]}}
+    t = report_script.targets(envs)
+    assert [(c["y"], c["met"]) for c in t["comparisons"]] == [("td3-ann", False), ("td3-lif", True)]
+    assert t["stretch"] == {"env": "Hopper-v5", "variant": "td3-proxy-lif", "step": 300_000, "target": 1786.0, "n": 0,
+                            "mean": None, "met": None}
