@@ -15,6 +15,9 @@ written by ``bash scripts/campaign.sh``; default ``$SPIKERL_CAMPAIGN`` or ``~/sp
   actor's firing rate and surrogate-window occupancy per layer and the proxy, critic and actor losses, as last
   logged and as logged last before each budget, to investigate a variant that falls short (collapsed seeds,
   silent or saturated layers, a proxy that stopped following its actor).
+- ``targets``: issue #16's targets as measured: td3-proxy-lif's IQM against td3-ann's and td3-lif's at the
+  headline budget and at the largest one, this campaign's means beside the reference fork's (:data:`FORK`), and
+  the stretch target (PT-LIF on Hopper at 300k reaching the fork's mean).
 - ``campaign.md``: the same as tables, and ``campaign.png``: the curves (every trial thin, per variant the mean
   over seeds with its 95% bootstrap band on the steps all its trials reached).
 
