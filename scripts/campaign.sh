@@ -12,8 +12,9 @@
 # The campaign runs from its own copy of the code (CAMPAIGN/code, a clone of this checkout's HEAD taken when it
 # starts, with its own .venv), so editing the checkout does not change a running campaign. Two lanes, one per env,
 # each one trial at a time (one core each), in the order of priority: td3-proxy-lif and td3-ann with seed 0,
-# then td3-lif with seed 0, then all three with each later seed (td3-ann and td3-lif first: they are quick). A trial that benchmarks/campaign.json records as
-# completed is not trained again, even when the folder lost it (the report carries it over).
+# then td3-lif with seed 0, then all three with each later seed (td3-ann and td3-lif first: they are quick). A
+# trial that benchmarks/campaign.json records as completed is not trained again, even when the folder lost it (the
+# report carries it over).
 #
 # Environment: SPIKERL_CAMPAIGN (default ~/spikerl-campaign), CAMPAIGN_STEPS (150000),
 # CAMPAIGN_LATER_SEEDS (1).
@@ -65,7 +66,7 @@ lane() {
                 --set checkpoint.every=10000 checkpoint.keep=2)
   local failed=0  # a failed trial (reported by its sweep) does not hold up the later phases
   local phase seed presets
-  # a later seed trains its two cheap trials first (td3-ann ~10x and td3-lif ~4x PT-LIF's speed): an unfinished
+  # a later seed trains its two cheap trials first (td3-ann ~4x and td3-lif ~2.5x PT-LIF's speed): an unfinished
   # trial is lost with the folder, and this way a sitting that cannot finish PT-LIF still completes the other two
   for phase in "td3-proxy-lif,td3-ann 0" "td3-lif 0" "td3-ann,td3-lif,td3-proxy-lif $later_seeds"; do
     # per seed, the presets still to train: not those that benchmarks/campaign.json records as completed (a
